@@ -1,0 +1,128 @@
+/* store.h - the one store interface (partners, gateway settings, users with SCRAM keys,
+ * administrators, API tokens, audit log, revision counter, daemon metadata) over two
+ * drivers: SQLite ("sqlite:PATH") and PostgreSQL ("postgresql://..."). The SQL is written
+ * once here; drivers (driver.h) only run statements. Every function blocks: the daemon
+ * calls them off its event loop or at start.
+ * Errors: 0 ok, negative FG_E* (FG_ENOTFOUND, FG_EEXISTS, FG_EIO, FG_EBUSY); a text for
+ * people is kept in the handle (fg_store_error). */
+#ifndef FG_STORE_H
+#define FG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+struct fg_store;
+
+/* Opens the store named by url, creating it where the driver can (SQLite file), and
+ * applies pending numbered migrations. relative_to: the directory relative SQLite paths
+ * are resolved against (NULL = the current directory). On failure *out is NULL and err
+ * says why (for example "cannot open sqlite:/x/y.db: unable to open database file"). */
+int fg_store_open(const char *url, const char *relative_to, struct fg_store **out, char *err,
+                  size_t errlen);
+void fg_store_close(struct fg_store *st);
+const char *fg_store_error(const struct fg_store *st);
+const char *fg_store_driver_name(const struct fg_store *st); /* "sqlite", "postgresql" */
+int fg_store_schema_version(struct fg_store *st, int *version);
+
+/* Write transactions serialise all writers (SQLite BEGIN IMMEDIATE, PostgreSQL a row
+ * lock), so a read-check-write sequence between begin and commit loses no update when two
+ * processes write at once. Every write function must run inside one; commit bumps the
+ * configuration revision when anything was written. Reads may run inside or outside. */
+int fg_store_begin(struct fg_store *st);
+int fg_store_commit(struct fg_store *st);
+void fg_store_rollback(struct fg_store *st);
+
+/* The configuration revision: a counter every committed write bumps. */
+int fg_store_revision(struct fg_store *st, int64_t *rev);
+
+/* Partners. List order: by primary domain. Results are owned by the caller:
+ * fg_partner_clear each, fg_free the array (fg_store_partners_free does both). */
+int fg_store_partner_list(struct fg_store *st, struct fg_partner **out, size_t *n);
+void fg_store_partners_free(struct fg_partner *v, size_t n);
+/* By primary domain only; FG_ENOTFOUND otherwise. */
+int fg_store_partner_get(struct fg_store *st, const char *domain, struct fg_partner *out);
+/* The primary domain of the partner owning d as primary or additional domain. */
+int fg_store_partner_owner(struct fg_store *st, const char *d, char *primary, size_t len);
+int fg_store_partner_insert(struct fg_store *st, const struct fg_partner *p); /* FG_EEXISTS */
+int fg_store_partner_update(struct fg_store *st, const struct fg_partner *p); /* FG_ENOTFOUND */
+int fg_store_partner_delete(struct fg_store *st, const char *domain);         /* FG_ENOTFOUND */
+
+/* Gateway settings (defaults when never set) and the dialback secret. */
+int fg_store_gateway_get(struct fg_store *st, struct fg_gateway *g);
+int fg_store_gateway_put(struct fg_store *st, const struct fg_gateway *g);
+/* FG_ENOTFOUND when no secret was generated yet. out gets a hex string. */
+int fg_store_dialback_secret_get(struct fg_store *st, char *out, size_t len);
+int fg_store_dialback_secret_set(struct fg_store *st, const char *secret);
+
+/* Users: SCRAM credentials per mechanism; the password itself is never stored. */
+struct fg_scram_cred {
+    char salt[64];       /* base64 */
+    int iterations;
+    char stored_key[96]; /* base64 */
+    char server_key[96]; /* base64 */
+};
+struct fg_user {
+    char jid[3072]; /* bare JID: localpart@domain, prepared */
+    struct fg_scram_cred sha256;
+    struct fg_scram_cred sha1;
+};
+int fg_store_user_add(struct fg_store *st, const struct fg_user *u); /* FG_EEXISTS */
+int fg_store_user_get(struct fg_store *st, const char *jid, struct fg_user *u);
+int fg_store_user_set_creds(struct fg_store *st, const struct fg_user *u); /* FG_ENOTFOUND */
+int fg_store_user_delete(struct fg_store *st, const char *jid);
+/* Bare JIDs in order, NULL-terminated (fg_strv_free). */
+int fg_store_user_list(struct fg_store *st, char ***jids);
+
+/* Administrators: argon2id encoded hashes. */
+struct fg_admin {
+    char name[128];
+    enum fg_role role;
+    char hash[256]; /* argon2id encoded string */
+};
+int fg_store_admin_add(struct fg_store *st, const struct fg_admin *a); /* FG_EEXISTS */
+int fg_store_admin_get(struct fg_store *st, const char *name, struct fg_admin *a);
+int fg_store_admin_update(struct fg_store *st, const struct fg_admin *a); /* role and hash */
+int fg_store_admin_delete(struct fg_store *st, const char *name);
+int fg_store_admin_list(struct fg_store *st, struct fg_admin **out, size_t *n); /* fg_free */
+int fg_store_admin_count_role(struct fg_store *st, enum fg_role role, int *n);
+
+/* API tokens: only a SHA-256 hex hash of the secret is stored. */
+struct fg_token {
+    char id[40];       /* public identifier, shown in lists */
+    char admin[128];   /* the administrator it acts for */
+    enum fg_role role; /* at most the administrator's role */
+    char hash[72];     /* hex SHA-256 of the secret */
+    int64_t created;
+    int64_t expires; /* 0 = never */
+};
+int fg_store_token_add(struct fg_store *st, const struct fg_token *t);
+int fg_store_token_by_hash(struct fg_store *st, const char *hash, struct fg_token *t);
+int fg_store_token_list(struct fg_store *st, struct fg_token **out, size_t *n); /* fg_free */
+int fg_store_token_delete(struct fg_store *st, const char *id);
+
+/* Audit log (SPEC section 6). before/after are JSON texts or NULL. */
+struct fg_audit {
+    int64_t id;
+    int64_t time;
+    char *actor;   /* "cli:root", "admin:boss", "token:ID" */
+    char *address; /* client address, "" for the CLI */
+    char *action;  /* "partner.create", "gateway.update", ... */
+    char *object;  /* "partner:fab.test", "user:a@home.test", ... */
+    char *before;
+    char *after;
+};
+int fg_store_audit_add(struct fg_store *st, const struct fg_audit *a);
+/* Newest first; since = 0 for all, limit = 0 for no limit. */
+int fg_store_audit_list(struct fg_store *st, int64_t since, size_t limit, struct fg_audit **out,
+                        size_t *n);
+void fg_store_audits_free(struct fg_audit *v, size_t n);
+
+/* Small key/value metadata (daemon heartbeat, link status documents). Not audited and
+ * does not bump the revision. */
+int fg_store_meta_get(struct fg_store *st, const char *key, char **value); /* fg_free */
+int fg_store_meta_set(struct fg_store *st, const char *key, const char *value);
+
+#endif
