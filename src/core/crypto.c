@@ -75,13 +75,12 @@ bool fg_password_verify(const char *password, const char *encoded)
 
 static void b64(const unsigned char *in, size_t n, char *out, size_t outlen)
 {
-    unsigned char tmp[128];
-    if (4 * ((n + 2) / 3) + 1 > sizeof tmp || 4 * ((n + 2) / 3) + 1 > outlen) {
+    size_t need = 4 * ((n + 2) / 3) + 1; /* EVP_EncodeBlock writes the NUL too */
+    if (need > outlen) {
         out[0] = '\0';
         return;
     }
-    EVP_EncodeBlock(tmp, in, (int)n);
-    snprintf(out, outlen, "%s", (const char *)tmp);
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 }
 
 int fg_scram_derive(const char *password, const char *hash_name, int iterations,

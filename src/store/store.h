@@ -27,10 +27,11 @@ const char *fg_store_error(const struct fg_store *st);
 const char *fg_store_driver_name(const struct fg_store *st); /* "sqlite", "postgresql" */
 int fg_store_schema_version(struct fg_store *st, int *version);
 
-/* Write transactions serialise all writers (SQLite BEGIN IMMEDIATE, PostgreSQL a row
- * lock), so a read-check-write sequence between begin and commit loses no update when two
- * processes write at once. Every write function must run inside one; commit bumps the
- * configuration revision when anything was written. Reads may run inside or outside. */
+/* Write transactions serialise all writers (SQLite BEGIN IMMEDIATE, PostgreSQL a
+ * transaction-scoped advisory lock), so a read-check-write sequence between begin and
+ * commit loses no update when two processes write at once. Every write function must run
+ * inside one; commit bumps the configuration revision when anything was written. Reads
+ * may run inside or outside. */
 int fg_store_begin(struct fg_store *st);
 int fg_store_commit(struct fg_store *st);
 void fg_store_rollback(struct fg_store *st);
