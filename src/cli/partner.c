@@ -47,13 +47,16 @@ static const struct fg_flag_spec field_spec[] = {
     {NULL, false, false},
 };
 
-static int normalize_arg(struct fg_cli *c, const char *in, char *out, size_t outlen)
+/* field: the JSON key the domain was given for ("domain", "additional_domains"). */
+static int normalize_arg(struct fg_cli *c, const char *in, const char *field, char *out,
+                         size_t outlen)
 {
     const char *why = NULL;
     if (fg_domain_normalize(in, out, outlen, &why) != FG_OK) {
-        static const char *const f[] = {"domain", NULL};
+        const char *f[] = {field, NULL};
         return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                            "invalid domain name '%s': %s", in, why ? why : "invalid");
+                            "invalid domain name '%s' for %s: %s", in, field,
+                            why ? why : "invalid");
     }
     return FG_EXIT_OK;
 }
@@ -94,7 +97,7 @@ static int apply_flags(struct fg_cli *c, const struct fg_args *a, struct fg_part
         if (!add && strcmp(f->name, "remove-domain") != 0)
             continue;
         char d[FG_DOMAIN_MAX + 1];
-        int rc = normalize_arg(c, f->value, d, sizeof d);
+        int rc = normalize_arg(c, f->value, "additional_domains", d, sizeof d);
         if (rc)
             return rc;
         if (add) {
@@ -250,7 +253,7 @@ static int cmd_new(struct fg_cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char d[FG_DOMAIN_MAX + 1];
-    if ((rc = normalize_arg(c, a.pos[0], d, sizeof d)))
+    if ((rc = normalize_arg(c, a.pos[0], "domain", d, sizeof d)))
         return rc;
     struct fg_partner p, old;
     fg_partner_init(&p, d);
@@ -281,7 +284,7 @@ static int cmd_set(struct fg_cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char d[FG_DOMAIN_MAX + 1];
-    if ((rc = normalize_arg(c, a.pos[0], d, sizeof d)) || (rc = begin(c)))
+    if ((rc = normalize_arg(c, a.pos[0], "domain", d, sizeof d)) || (rc = begin(c)))
         return rc;
     struct fg_partner old, p;
     if ((rc = load(c, d, &old))) {
@@ -310,7 +313,7 @@ static int cmd_remove(struct fg_cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char d[FG_DOMAIN_MAX + 1];
-    if ((rc = normalize_arg(c, a.pos[0], d, sizeof d)) || (rc = begin(c)))
+    if ((rc = normalize_arg(c, a.pos[0], "domain", d, sizeof d)) || (rc = begin(c)))
         return rc;
     struct fg_partner old;
     if ((rc = load(c, d, &old))) {
@@ -329,7 +332,7 @@ static int cmd_show(struct fg_cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char d[FG_DOMAIN_MAX + 1];
-    if ((rc = normalize_arg(c, a.pos[0], d, sizeof d)) || (rc = fg_cli_open(c)))
+    if ((rc = normalize_arg(c, a.pos[0], "domain", d, sizeof d)) || (rc = fg_cli_open(c)))
         return rc;
     struct fg_partner p;
     if ((rc = load(c, d, &p)))

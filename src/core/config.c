@@ -5,6 +5,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "policy/policy.h"
+#include "store/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_PATH, K_OPT_PATH, K_LISTEN, K_BOOL, K_LONG, K_LEVEL, K_DOMAINS, K_OPT_STR };
+enum kind { K_STORE, K_STR, K_PATH, K_OPT_PATH, K_LISTEN, K_BOOL, K_LONG, K_LEVEL, K_DOMAINS, K_OPT_STR };
 
 struct key {
     const char *section;
@@ -28,7 +29,7 @@ struct key {
 #define OFF(f) offsetof(struct fg_config, f)
 static const struct key keys[] = {
     {"server", "domains", K_DOMAINS, OFF(domains), 0, 0},
-    {"server", "store", K_STR, OFF(store), 0, 0},
+    {"server", "store", K_STORE, OFF(store), 0, 0},
     {"server", "state_dir", K_PATH, OFF(state_dir), 0, 0},
     {"server", "log_level", K_LEVEL, OFF(log_level), 0, 0},
     {"server", "log_file", K_OPT_PATH, OFF(log_file), 0, 0},
@@ -128,6 +129,15 @@ static int parse_value(struct load *l, const struct key *k, const char *v, int l
     struct fg_config *cfg = l->cfg;
     void *slot = (char *)cfg + k->offset;
     switch (k->kind) {
+    case K_STORE: {
+        char why[512];
+        if (!*v)
+            return fail(l, line, k->section, k->name, "a value is required");
+        if (fg_store_url_check(v, why, sizeof why) != FG_OK)
+            return fail(l, line, k->section, k->name, why);
+        set_str(slot, v);
+        break;
+    }
     case K_STR:
         if (!*v)
             return fail(l, line, k->section, k->name, "a value is required");

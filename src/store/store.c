@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct fg_store {
     const struct fg_store_driver *drv;
     void *conn;
     char *display; /* the URL as shown to people: resolved path, no password */
+    char *target;  /* what the driver opened (file path or libpq URL), for another handle */
     bool in_tx;    /* between fg_store_begin and fg_store_commit/rollback */
     bool dirty;    /* something that bumps the revision was written in this transaction */
     char err[1024];
@@ -85,11 +87,41 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+/* Rosters and offline messages (the IM layer, src/im). A roster row is one (owner,
+ * contact) pair: the subscription state of RFC 6121 Appendix A as subscription + ask
+ * (pending out) + pending_in, the pre-approval flag of section 3.4, and listed = 0 for
+ * rows that only remember a subscription state (an inbound request from someone not in
+ * the roster). Groups are a JSON array of strings. roster_version holds the roster
+ * version (RFC 6121 section 2.6) per owner. offline keeps each stored message as the
+ * serialized stanza, delivered verbatim; id gives the order. */
+static const char *const migration_2[] = {
+    "CREATE TABLE roster ("
+    " owner TEXT NOT NULL,"
+    " contact TEXT NOT NULL,"
+    " name TEXT," /* NULL: no name */
+    " subscription TEXT NOT NULL," /* none, to, from, both */
+    " ask INTEGER NOT NULL DEFAULT 0,"
+    " pending_in INTEGER NOT NULL DEFAULT 0,"
+    " approved INTEGER NOT NULL DEFAULT 0,"
+    " listed INTEGER NOT NULL DEFAULT 1,"
+    " groups_json TEXT NOT NULL DEFAULT '[]',"
+    " PRIMARY KEY (owner, contact))",
+    "CREATE TABLE roster_version (owner TEXT PRIMARY KEY, version BIGINT NOT NULL)",
+    "CREATE TABLE offline ("
+    " id @PK@,"
+    " recipient TEXT NOT NULL,"
+    " stamp BIGINT NOT NULL,"
+    " stanza TEXT NOT NULL)",
+    "CREATE INDEX offline_recipient ON offline (recipient, id)",
+    NULL,
+};
+
 static const struct {
     int version;
     const char *const *sql;
 } migrations[] = {
     {1, migration_1},
+    {2, migration_2},
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -339,6 +371,16 @@ static int parse_url(const char *url, const char *relative_to, const struct fg_s
     return FG_EINVAL;
 }
 
+int fg_store_url_check(const char *url, char *err, size_t errlen)
+{
+    const struct fg_store_driver *drv;
+    char *target = NULL, *display = NULL;
+    int rc = parse_url(url, NULL, &drv, &target, &display, err, errlen);
+    fg_free(target);
+    fg_free(display);
+    return rc;
+}
+
 /* The highest applied migration; 0 for an empty table. Fails when there is no table. */
 static int read_version(struct fg_store *st, int *version)
 {
@@ -442,10 +484,41 @@ fail:
     return rc;
 }
 
+/* Opens target with drv and migrates; takes display and target (freed on failure). */
+static int open_target(const struct fg_store_driver *drv, char *target, char *display,
+                       struct fg_store **out, char *err, size_t errlen)
+{
+    char derr[512];
+    struct fg_store *st = fg_calloc(1, sizeof *st);
+    int rc;
+
+    st->drv = drv;
+    st->display = display;
+    st->target = target;
+    rc = drv->open(target, &st->conn, derr, sizeof derr);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot open store %s: %s", st->display, derr);
+        goto fail;
+    }
+    rc = migrate(st);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot open store %s: %s", st->display, st->err);
+        goto fail;
+    }
+    *out = st;
+    return 0;
+fail:
+    if (st->conn)
+        drv->close(st->conn);
+    fg_free(st->display);
+    fg_free(st->target);
+    fg_free(st);
+    return rc;
+}
+
 int fg_store_open(const char *url, const char *relative_to, struct fg_store **out, char *err,
                   size_t errlen)
 {
-    struct fg_store *st = NULL;
     const struct fg_store_driver *drv = NULL;
     char *target = NULL, *display = NULL;
     char derr[512];
@@ -457,35 +530,24 @@ int fg_store_open(const char *url, const char *relative_to, struct fg_store **ou
         errlen = sizeof derr;
     }
     rc = parse_url(url, relative_to, &drv, &target, &display, err, errlen);
-    if (rc != 0)
-        goto fail;
-    st = fg_calloc(1, sizeof *st);
-    st->drv = drv;
-    st->display = display;
-    display = NULL;
-    rc = drv->open(target, &st->conn, derr, sizeof derr);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot open store %s: %s", st->display, derr);
-        goto fail;
+        fg_free(display);
+        fg_free(target);
+        return rc;
     }
-    rc = migrate(st);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot open store %s: %s", st->display, st->err);
-        goto fail;
+    return open_target(drv, target, display, out, err, errlen);
+}
+
+int fg_store_open_another(const struct fg_store *st, struct fg_store **out, char *err,
+                          size_t errlen)
+{
+    char derr[512];
+    *out = NULL;
+    if (!err || !errlen) {
+        err = derr;
+        errlen = sizeof derr;
     }
-    fg_free(target);
-    *out = st;
-    return 0;
-fail:
-    if (st) {
-        if (st->conn)
-            drv->close(st->conn);
-        fg_free(st->display);
-        fg_free(st);
-    }
-    fg_free(display);
-    fg_free(target);
-    return rc;
+    return open_target(st->drv, fg_strdup(st->target), fg_strdup(st->display), out, err, errlen);
 }
 
 void fg_store_close(struct fg_store *st)
@@ -496,6 +558,7 @@ void fg_store_close(struct fg_store *st)
         st->drv->rollback(st->conn);
     st->drv->close(st->conn);
     fg_free(st->display);
+    fg_free(st->target);
     fg_free(st);
 }
 
@@ -1059,9 +1122,27 @@ static int delete_one(struct fg_store *st, const char *sql, const char *key, con
     return write_end(st, rc, true);
 }
 
+/* The user's roster and offline messages go with it; its roster_version row stays, so
+ * that an account created again under the same JID never reuses a version a client may
+ * still cache (RFC 6121 section 2.6). Entries in other users' rosters stay too: they
+ * belong to those users. */
 int fg_store_user_delete(struct fg_store *st, const char *jid)
 {
-    return delete_one(st, "DELETE FROM users WHERE jid = ?", jid, "user");
+    long changes = 0;
+    const char *const params[] = {jid};
+    int rc = write_begin(st);
+    if (rc != 0)
+        return rc;
+    rc = run(st, "DELETE FROM roster WHERE owner = ?", 1, params, NULL, NULL, NULL);
+    if (rc == 0)
+        rc = run(st, "DELETE FROM offline WHERE recipient = ?", 1, params, NULL, NULL, NULL);
+    if (rc == 0)
+        rc = run(st, "DELETE FROM users WHERE jid = ?", 1, params, NULL, NULL, &changes);
+    if (rc == 0 && changes == 0) {
+        set_err(st, "user %s not found", jid);
+        rc = FG_ENOTFOUND;
+    }
+    return write_end(st, rc, true);
 }
 
 int fg_store_user_list(struct fg_store *st, char ***jids)
@@ -1438,4 +1519,403 @@ int fg_store_meta_set(struct fg_store *st, const char *key, const char *value)
         rc = run(st, "DELETE FROM meta WHERE key = ?", 1, params, NULL, NULL, NULL);
     }
     return framed ? write_end(st, rc, false) : rc;
+}
+
+/* ---- rosters ------------------------------------------------------------------------ */
+
+/* Roster and offline writes never bump the configuration revision: they are user data,
+ * and a bump would make every daemon reload its configuration after each roster change. */
+
+static const char *const sub_names[] = {"none", "to", "from", "both"};
+
+static int parse_sub(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (s && !strcmp(s, sub_names[i]))
+            return i;
+    return -1;
+}
+
+void fg_roster_item_clear(struct fg_roster_item *it)
+{
+    fg_free(it->contact);
+    fg_free(it->name);
+    fg_strv_free(it->groups);
+    memset(it, 0, sizeof *it);
+}
+
+void fg_store_roster_items_free(struct fg_roster_item *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        fg_roster_item_clear(&v[i]);
+    fg_free(v);
+}
+
+static char *groups_to_json(char *const *groups)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; groups && groups[i]; i++)
+        json_array_append_new(a, json_string(groups[i]));
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    /* json_string refuses invalid UTF-8; the IM layer only stores valid text, so a NULL
+     * here is a programming error that must not lose the item: store no groups. */
+    char *out = fg_strdup(s ? s : "[]");
+    free(s);
+    return out;
+}
+
+static int groups_from_json(struct fg_store *st, const char *text, char ***out)
+{
+    json_error_t jerr;
+    json_t *a = text ? json_loads(text, 0, &jerr) : NULL;
+    char **v = NULL;
+    if (!a || !json_is_array(a)) {
+        json_decref(a);
+        set_err(st, "the store holds invalid roster groups: '%s'", text ? text : "NULL");
+        return FG_EIO;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(a, i, g)
+    {
+        if (!json_is_string(g)) {
+            json_decref(a);
+            fg_strv_free(v);
+            set_err(st, "the store holds invalid roster groups: '%s'", text);
+            return FG_EIO;
+        }
+        fg_strv_push(&v, json_string_value(g));
+    }
+    json_decref(a);
+    *out = v;
+    return 0;
+}
+
+#define ROSTER_COLS "contact, name, subscription, ask, pending_in, approved, listed, groups_json"
+
+/* Fills it from columns first..first+7 of row i (ROSTER_COLS order). */
+static int row_to_roster(struct fg_store *st, const struct rows *r, size_t i, size_t first,
+                         struct fg_roster_item *it)
+{
+    int sub;
+    bool ask, pin, appr, listed;
+    memset(it, 0, sizeof *it);
+    int rc = parse_enum(st, parse_sub, cell(r, i, first + 2), "roster subscription", &sub);
+    if (rc == 0)
+        rc = parse_bool_col(st, cell(r, i, first + 3), "roster.ask", &ask);
+    if (rc == 0)
+        rc = parse_bool_col(st, cell(r, i, first + 4), "roster.pending_in", &pin);
+    if (rc == 0)
+        rc = parse_bool_col(st, cell(r, i, first + 5), "roster.approved", &appr);
+    if (rc == 0)
+        rc = parse_bool_col(st, cell(r, i, first + 6), "roster.listed", &listed);
+    if (rc == 0)
+        rc = groups_from_json(st, cell(r, i, first + 7), &it->groups);
+    if (rc != 0)
+        return rc;
+    it->contact = fg_strdup(cell(r, i, first) ? cell(r, i, first) : "");
+    it->name = dup_or_null(cell(r, i, first + 1));
+    it->sub = (enum fg_roster_sub)sub;
+    it->ask = ask;
+    it->pending_in = pin;
+    it->approved = appr;
+    it->listed = listed;
+    return 0;
+}
+
+static int set_roster_version(struct fg_store *st, const char *owner, int64_t version)
+{
+    char v[24];
+    fmt_i64(v, sizeof v, version);
+    return upsert(st,
+                  "INSERT INTO roster_version (owner, version) VALUES (?, ?)"
+                  " ON CONFLICT (owner) DO UPDATE SET version = excluded.version",
+                  owner, v);
+}
+
+int fg_store_roster_put(struct fg_store *st, const char *owner, const struct fg_roster_item *it,
+                        int64_t version)
+{
+    if ((unsigned)it->sub > FG_ROSTER_BOTH || !it->contact) {
+        set_err(st, "internal error: invalid roster item");
+        return FG_EINVAL;
+    }
+    int rc = write_begin(st);
+    if (rc != 0)
+        return rc;
+    char *groups = groups_to_json(it->groups);
+    const char *const params[] = {owner,
+                                  it->contact,
+                                  it->name,
+                                  sub_names[it->sub],
+                                  it->ask ? "1" : "0",
+                                  it->pending_in ? "1" : "0",
+                                  it->approved ? "1" : "0",
+                                  it->listed ? "1" : "0",
+                                  groups};
+    rc = run(st,
+             "INSERT INTO roster (owner, " ROSTER_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             " ON CONFLICT (owner, contact) DO UPDATE SET name = excluded.name,"
+             " subscription = excluded.subscription, ask = excluded.ask,"
+             " pending_in = excluded.pending_in, approved = excluded.approved,"
+             " listed = excluded.listed, groups_json = excluded.groups_json",
+             9, params, NULL, NULL, NULL);
+    fg_free(groups);
+    if (rc == 0)
+        rc = set_roster_version(st, owner, version);
+    return write_end(st, rc, false);
+}
+
+int fg_store_roster_delete(struct fg_store *st, const char *owner, const char *contact,
+                           int64_t version)
+{
+    long changes = 0;
+    const char *const params[] = {owner, contact};
+    int rc = write_begin(st);
+    if (rc != 0)
+        return rc;
+    rc = run(st, "DELETE FROM roster WHERE owner = ? AND contact = ?", 2, params, NULL, NULL,
+             &changes);
+    if (rc == 0 && changes == 0) {
+        set_err(st, "roster item %s of %s not found", contact, owner);
+        rc = FG_ENOTFOUND;
+    }
+    if (rc == 0)
+        rc = set_roster_version(st, owner, version);
+    return write_end(st, rc, false);
+}
+
+static int cmp_roster(const void *a, const void *b)
+{
+    return cmp_str(((const struct fg_roster_item *)a)->contact,
+                   ((const struct fg_roster_item *)b)->contact);
+}
+
+int fg_store_roster_get(struct fg_store *st, const char *owner, struct fg_roster_item **items,
+                        size_t *n, int64_t *version)
+{
+    struct rows r, vr;
+    const char *const params[] = {owner};
+    struct fg_roster_item *v = NULL;
+    size_t count = 0;
+    int64_t ver = 0;
+    int rc = select_rows(st, "SELECT " ROSTER_COLS " FROM roster WHERE owner = ?", 1, params, &r);
+    if (rc != 0)
+        return rc;
+    rc = select_rows(st, "SELECT version FROM roster_version WHERE owner = ?", 1, params, &vr);
+    if (rc != 0) {
+        rows_free(&r);
+        return rc;
+    }
+    if (vr.n == 1)
+        rc = parse_i64(st, cell(&vr, 0, 0), "roster version", &ver);
+    v = fg_calloc(r.n + 1, sizeof *v);
+    for (; rc == 0 && count < r.n; count++)
+        rc = row_to_roster(st, &r, count, 0, &v[count]);
+    if (rc == 0) {
+        qsort(v, count, sizeof *v, cmp_roster);
+        *items = v;
+        *n = count;
+        *version = ver;
+    } else {
+        fg_store_roster_items_free(v, count);
+    }
+    rows_free(&r);
+    rows_free(&vr);
+    return rc;
+}
+
+/* Row indices sorted by a text column, so that rows of one owner are adjacent whatever
+ * the database's collation. */
+struct row_sort {
+    const struct rows *r;
+    size_t row;
+};
+
+static int cmp_row_sort(const void *a, const void *b)
+{
+    const struct row_sort *x = a, *y = b;
+    int c = cmp_str(cell(x->r, x->row, 0), cell(y->r, y->row, 0));
+    if (c)
+        return c;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+int fg_store_roster_each(struct fg_store *st, fg_store_roster_cb cb, void *ctx)
+{
+    struct rows r, vr;
+    struct row_sort *order = NULL, *vorder = NULL;
+    struct fg_roster_item *items = NULL;
+    size_t nitems = 0;
+    int rc = select_rows(st, "SELECT owner, " ROSTER_COLS " FROM roster", 0, NULL, &r);
+    if (rc != 0)
+        return rc;
+    rc = select_rows(st, "SELECT owner, version FROM roster_version", 0, NULL, &vr);
+    if (rc != 0) {
+        rows_free(&r);
+        return rc;
+    }
+    order = fg_calloc(r.n + 1, sizeof *order);
+    vorder = fg_calloc(vr.n + 1, sizeof *vorder);
+    for (size_t i = 0; i < r.n; i++)
+        order[i] = (struct row_sort){&r, i};
+    for (size_t i = 0; i < vr.n; i++)
+        vorder[i] = (struct row_sort){&vr, i};
+    qsort(order, r.n, sizeof *order, cmp_row_sort);
+    qsort(vorder, vr.n, sizeof *vorder, cmp_row_sort);
+    items = fg_calloc(r.n + 1, sizeof *items);
+
+    /* Merge the two sorted lists: owners with items, with a version, or both. */
+    size_t i = 0, j = 0;
+    while (rc == 0 && (i < r.n || j < vr.n)) {
+        const char *oi = i < r.n ? cell(&r, order[i].row, 0) : NULL;
+        const char *oj = j < vr.n ? cell(&vr, vorder[j].row, 0) : NULL;
+        const char *owner = !oi ? oj : !oj ? oi : cmp_str(oi, oj) <= 0 ? oi : oj;
+        int64_t version = 0;
+        if (oj && !cmp_str(oj, owner)) {
+            rc = parse_i64(st, cell(&vr, vorder[j].row, 1), "roster version", &version);
+            j++;
+        }
+        nitems = 0;
+        while (rc == 0 && i < r.n && !cmp_str(cell(&r, order[i].row, 0), owner)) {
+            rc = row_to_roster(st, &r, order[i].row, 1, &items[nitems]);
+            if (rc == 0)
+                nitems++;
+            i++;
+        }
+        if (rc == 0)
+            rc = cb(ctx, owner, version, items, nitems);
+        for (size_t k = 0; k < nitems; k++)
+            fg_roster_item_clear(&items[k]);
+        nitems = 0;
+    }
+    fg_store_roster_items_free(items, nitems);
+    fg_free(order);
+    fg_free(vorder);
+    rows_free(&r);
+    rows_free(&vr);
+    return rc;
+}
+
+/* ---- offline messages ----------------------------------------------------------------- */
+
+void fg_store_offline_free(struct fg_offline_msg *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        fg_free(v[i].stanza);
+    fg_free(v);
+}
+
+static int count_offline(struct fg_store *st, const char *recipient, int64_t *n)
+{
+    struct rows r;
+    const char *const params[] = {recipient};
+    int rc = select_rows(st, "SELECT COUNT(*) FROM offline WHERE recipient = ?", 1, params, &r);
+    if (rc != 0)
+        return rc;
+    rc = r.n == 1 ? parse_i64(st, cell(&r, 0, 0), "offline count", n) : FG_EIO;
+    rows_free(&r);
+    return rc;
+}
+
+int fg_store_offline_add(struct fg_store *st, const char *recipient, int64_t stamp,
+                         const char *stanza, size_t limit)
+{
+    char when[24];
+    int64_t have = 0;
+    int rc = write_begin(st);
+    if (rc != 0)
+        return rc;
+    if (limit > 0) {
+        rc = count_offline(st, recipient, &have);
+        if (rc == 0 && have >= 0 && (uint64_t)have >= (uint64_t)limit) {
+            set_err(st, "%s already has %zu offline messages", recipient, limit);
+            rc = FG_ELIMIT;
+        }
+    }
+    if (rc == 0) {
+        fmt_i64(when, sizeof when, stamp);
+        const char *const params[] = {recipient, when, stanza};
+        rc = run(st, "INSERT INTO offline (recipient, stamp, stanza) VALUES (?, ?, ?)", 3, params,
+                 NULL, NULL, NULL);
+    }
+    return write_end(st, rc, false);
+}
+
+static int cmp_offline(const void *a, const void *b)
+{
+    const struct fg_offline_msg *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int fg_store_offline_list(struct fg_store *st, const char *recipient, size_t max,
+                          struct fg_offline_msg **out, size_t *n)
+{
+    struct rows r;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", max);
+    const char *const params[] = {recipient, lim};
+    int rc = select_rows(st,
+                         max ? "SELECT id, stamp, stanza FROM offline WHERE recipient = ?"
+                               " ORDER BY id LIMIT ?"
+                             : "SELECT id, stamp, stanza FROM offline WHERE recipient = ?",
+                         max ? 2 : 1, params, &r);
+    if (rc != 0)
+        return rc;
+    struct fg_offline_msg *v = fg_calloc(r.n + 1, sizeof *v);
+    size_t count = 0;
+    for (; rc == 0 && count < r.n; count++) {
+        rc = parse_i64(st, cell(&r, count, 0), "offline id", &v[count].id);
+        if (rc == 0)
+            rc = parse_i64(st, cell(&r, count, 1), "offline stamp", &v[count].stamp);
+        v[count].stanza = fg_strdup(cell(&r, count, 2) ? cell(&r, count, 2) : "");
+    }
+    rows_free(&r);
+    if (rc != 0) {
+        fg_store_offline_free(v, count);
+        return rc;
+    }
+    qsort(v, count, sizeof *v, cmp_offline);
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+int fg_store_offline_delete(struct fg_store *st, const char *recipient, int64_t up_to,
+                            long *deleted)
+{
+    char id[24];
+    long changes = 0;
+    fmt_i64(id, sizeof id, up_to);
+    const char *const params[] = {recipient, id};
+    int rc = write_begin(st);
+    if (rc != 0)
+        return rc;
+    rc = run(st, "DELETE FROM offline WHERE recipient = ? AND id <= ?", 2, params, NULL, NULL,
+             &changes);
+    if (rc == 0 && deleted)
+        *deleted = changes;
+    return write_end(st, rc, false);
+}
+
+int fg_store_offline_counts(struct fg_store *st, fg_store_offline_count_cb cb, void *ctx)
+{
+    struct rows r;
+    int rc = select_rows(st, "SELECT recipient, COUNT(*) FROM offline GROUP BY recipient", 0,
+                         NULL, &r);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < r.n; i++) {
+        int64_t n = 0;
+        rc = parse_i64(st, cell(&r, i, 1), "offline count", &n);
+        if (rc == 0)
+            rc = cb(ctx, cell(&r, i, 0) ? cell(&r, i, 0) : "", n > 0 ? (size_t)n : 0);
+    }
+    rows_free(&r);
+    return rc;
 }

@@ -1,8 +1,8 @@
 /* store.h - the one store interface (partners, gateway settings, users with SCRAM keys,
- * administrators, API tokens, audit log, revision counter, daemon metadata) over two
- * drivers: SQLite ("sqlite:PATH") and PostgreSQL ("postgresql://..."). The SQL is written
- * once here; drivers (driver.h) only run statements. Every function blocks: the daemon
- * calls them off its event loop or at start.
+ * administrators, API tokens, audit log, revision counter, daemon metadata, rosters,
+ * offline messages) over two drivers: SQLite ("sqlite:PATH") and PostgreSQL
+ * ("postgresql://..."). The SQL is written once here; drivers (driver.h) only run
+ * statements. Every function blocks: the daemon calls them off its event loop or at start.
  * Errors: 0 ok, negative FG_E* (FG_ENOTFOUND, FG_EEXISTS, FG_EIO, FG_EBUSY); a text for
  * people is kept in the handle (fg_store_error). */
 #ifndef FG_STORE_H
@@ -23,6 +23,12 @@ struct fg_store;
 int fg_store_open(const char *url, const char *relative_to, struct fg_store **out, char *err,
                   size_t errlen);
 void fg_store_close(struct fg_store *st);
+/* Another handle on the store st was opened on (same driver and target, schema checked),
+ * for a thread of its own: a handle is never used by two threads at once. */
+int fg_store_open_another(const struct fg_store *st, struct fg_store **out, char *err,
+                          size_t errlen);
+/* Checks the form of a store URL without opening it: 0, or FG_EINVAL with err set. */
+int fg_store_url_check(const char *url, char *err, size_t errlen);
 const char *fg_store_error(const struct fg_store *st);
 const char *fg_store_driver_name(const struct fg_store *st); /* "sqlite", "postgresql" */
 int fg_store_schema_version(struct fg_store *st, int *version);
@@ -120,6 +126,60 @@ int fg_store_audit_add(struct fg_store *st, const struct fg_audit *a);
 int fg_store_audit_list(struct fg_store *st, int64_t since, size_t limit, struct fg_audit **out,
                         size_t *n);
 void fg_store_audits_free(struct fg_audit *v, size_t n);
+
+/* Rosters (RFC 6121), one item per (owner, contact), both bare JIDs. The subscription
+ * state of RFC 6121 Appendix A is sub + ask (pending out) + pending_in. Writes run inside
+ * fg_store_begin/commit like every write, but never bump the configuration revision. */
+enum fg_roster_sub { FG_ROSTER_NONE = 0, FG_ROSTER_TO = 1, FG_ROSTER_FROM = 2, FG_ROSTER_BOTH = 3 };
+struct fg_roster_item {
+    char *contact;  /* bare JID */
+    char *name;     /* NULL: none */
+    char **groups;  /* NULL-terminated; NULL: none */
+    enum fg_roster_sub sub;
+    bool ask;        /* outbound request pending (ask='subscribe') */
+    bool pending_in; /* inbound request waiting for the owner's answer */
+    bool approved;   /* pre-approved (RFC 6121 section 3.4) */
+    bool listed;     /* in the roster the owner sees; false: subscription bookkeeping only */
+};
+void fg_roster_item_clear(struct fg_roster_item *it);
+void fg_store_roster_items_free(struct fg_roster_item *v, size_t n);
+/* Inserts or replaces the item and sets the owner's roster version, in one write. */
+int fg_store_roster_put(struct fg_store *st, const char *owner, const struct fg_roster_item *it,
+                        int64_t version);
+/* Deletes the item (FG_ENOTFOUND when absent) and sets the owner's roster version. */
+int fg_store_roster_delete(struct fg_store *st, const char *owner, const char *contact,
+                           int64_t version);
+/* One owner's items, by contact in byte order, and roster version (0 when never set). */
+int fg_store_roster_get(struct fg_store *st, const char *owner, struct fg_roster_item **items,
+                        size_t *n, int64_t *version);
+/* Calls cb once per owner that has items or a version (owners in byte order, items in no
+ * particular order; both valid only during the call). A nonzero return from cb stops
+ * the walk and is returned. */
+typedef int (*fg_store_roster_cb)(void *ctx, const char *owner, int64_t version,
+                                  const struct fg_roster_item *items, size_t n);
+int fg_store_roster_each(struct fg_store *st, fg_store_roster_cb cb, void *ctx);
+
+/* Offline messages: the serialized stanza, delivered verbatim later, oldest first (by
+ * id). Writes need a transaction and never bump the revision. */
+struct fg_offline_msg {
+    int64_t id;
+    int64_t stamp; /* seconds since the epoch, when stored */
+    char *stanza;
+};
+/* Appends a message; FG_ELIMIT when the recipient already holds limit messages (0: no
+ * limit). */
+int fg_store_offline_add(struct fg_store *st, const char *recipient, int64_t stamp,
+                         const char *stanza, size_t limit);
+/* The recipient's messages, oldest first, at most max (0: all). */
+int fg_store_offline_list(struct fg_store *st, const char *recipient, size_t max,
+                          struct fg_offline_msg **out, size_t *n);
+void fg_store_offline_free(struct fg_offline_msg *v, size_t n);
+/* Deletes the recipient's messages with id <= up_to; deleted (may be NULL) gets how many. */
+int fg_store_offline_delete(struct fg_store *st, const char *recipient, int64_t up_to,
+                            long *deleted);
+/* cb once per recipient holding messages, with their number; nonzero stops (returned). */
+typedef int (*fg_store_offline_count_cb)(void *ctx, const char *recipient, size_t n);
+int fg_store_offline_counts(struct fg_store *st, fg_store_offline_count_cb cb, void *ctx);
 
 /* Small key/value metadata (daemon heartbeat, link status documents). Not audited and
  * does not bump the revision. */
