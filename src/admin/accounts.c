@@ -14,7 +14,6 @@
 #include <string.h>
 
 #define PASSWORD_MAX 1023  /* octets */
-#define LOCALPART_MAX 1023 /* octets (RFC 7622) */
 #define SCRAM_ITERATIONS 4096
 #define TOKEN_DAYS_MAX 3650
 
@@ -39,49 +38,16 @@ static bool get_password(struct fg_admin_req *r, bool required, const char **pw)
     return true;
 }
 
-/* Prepares a bare JID as doc/cli-decisions.md says: local@domain, the domain one of ours,
- * the localpart case-folded (ASCII), without spaces or "&'/:<>@ and control characters. */
+/* Prepares a bare JID with the policy module's rule (shared with fedgatectl). */
 static bool jid_prepare(struct fg_admin_ctx *c, struct fg_admin_req *r, const char *in, char *out,
                         size_t outlen)
 {
-    const char *at = strchr(in, '@');
     const char *why = NULL;
-    char d[FG_DOMAIN_MAX + 1];
-    size_t ll = at ? (size_t)(at - in) : 0;
-    if (!at || ll == 0)
-        why = "expected a bare JID: local@domain";
-    else if (ll > LOCALPART_MAX)
-        why = "the localpart is longer than 1023 bytes";
-    else if (strchr(at + 1, '/') || strchr(at + 1, '@'))
-        why = "expected a bare JID: local@domain, without a resource";
-    for (size_t i = 0; !why && i < ll; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch <= ' ' || ch == 0x7f || strchr("\"&'/:<>@", ch))
-            why = "the localpart may not contain spaces or \"&'/:<>@";
-    }
-    if (!why && fg_domain_normalize(at + 1, d, sizeof d, &why) != FG_OK && !why)
-        why = "invalid domain";
-    if (!why) {
-        bool hosted = false;
-        for (size_t i = 0; c->hosted && c->hosted[i]; i++)
-            hosted = hosted || strcmp(c->hosted[i], d) == 0;
-        if (!hosted)
-            why = "its domain is not one of the hosted domains";
-    }
-    if (!why && ll + 1 + strlen(d) + 1 > outlen)
-        why = "the JID is too long";
-    if (why) {
-        fg_admin_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_value", NULL, jid_field,
-                             "invalid JID '%.200s': %s", in, why);
-        return false;
-    }
-    for (size_t i = 0; i < ll; i++) {
-        char ch = in[i];
-        out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-    }
-    out[ll] = '@';
-    memcpy(out + ll + 1, d, strlen(d) + 1);
-    return true;
+    if (fg_user_jid_prepare(in, c->hosted, out, outlen, &why) == FG_OK)
+        return true;
+    fg_admin_reply_error(r, MHD_HTTP_BAD_REQUEST, "invalid_value", NULL, jid_field,
+                         "invalid JID '%.200s': %s", in, why);
+    return false;
 }
 
 static bool derive(struct fg_admin_req *r, const char *pw, struct fg_user *u)

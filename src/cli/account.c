@@ -19,50 +19,18 @@ static const struct fg_flag_spec pw_spec[] = {{"password-file", true, false},
 
 /* ---- users ---- */
 
-/* Prepares a bare JID "local@domain": the domain must be one we host; the localpart is
- * case-folded (ASCII) and may not hold the characters RFC 7622 forbids. */
+/* Prepares a bare JID with the policy module's rule (shared with the HTTP API). */
 static int parse_jid(struct fg_cli *c, const char *in, char *out, size_t outlen)
 {
-    static const char *const f[] = {"jid", NULL};
-    const char *at = strrchr(in, '@');
-    if (!at || at == in || strchr(in, '/'))
-        return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                            "invalid JID '%s': expected user@domain", in);
-    size_t ll = (size_t)(at - in);
-    if (ll > 1023)
-        return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                            "invalid JID '%s': the user part is longer than 1023 bytes", in);
-    char local[1024];
-    for (size_t i = 0; i < ll; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch <= ' ' || ch == 0x7f || strchr("\"&'/:<>@", ch))
-            return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                                "invalid JID '%s': the user part may not contain spaces or "
-                                "any of \" & ' / : < > @",
-                                in);
-        local[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : (char)ch;
-    }
-    local[ll] = '\0';
-    char d[FG_DOMAIN_MAX + 1];
+    int rc = c->cfg_loaded ? FG_EXIT_OK : fg_cli_open(c);
+    if (rc)
+        return rc;
     const char *why = NULL;
-    if (fg_domain_normalize(at + 1, d, sizeof d, &why) != FG_OK)
-        return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                            "invalid JID '%s': %s", in, why ? why : "bad domain");
-    if (!c->cfg_loaded) {
-        int rc = fg_cli_open(c);
-        if (rc)
-            return rc;
-    }
-    bool hosted = false;
-    for (size_t i = 0; c->cfg.domains[i]; i++)
-        hosted |= strcmp(c->cfg.domains[i], d) == 0;
-    if (!hosted)
-        return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f,
-                            "%s is not a hosted domain: users can only be added to a domain "
-                            "listed in [server] domains",
-                            d);
-    snprintf(out, outlen, "%s@%s", local, d);
-    return FG_EXIT_OK;
+    if (fg_user_jid_prepare(in, c->cfg.domains, out, outlen, &why) == FG_OK)
+        return FG_EXIT_OK;
+    static const char *const f[] = {"jid", NULL};
+    return fg_cli_error(c, FG_EXIT_USAGE, "invalid_value", NULL, f, "invalid JID '%s': %s", in,
+                        why);
 }
 
 static int derive(struct fg_cli *c, const char *password, struct fg_user *u)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -53,6 +54,7 @@ static void set_actor(struct fg_cli *c)
 
 int main(int argc, char **argv)
 {
+    umask(027); /* the store holds password hashes and keys: not for everyone to read */
     struct fg_cli c;
     memset(&c, 0, sizeof c);
     set_actor(&c);

@@ -229,6 +229,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    umask(027); /* the store holds password hashes and keys: not for everyone to read */
     const char *config = NULL;
     bool check_only = false;
     for (int i = 1; i < argc; i++) {

@@ -1000,3 +1000,43 @@ int fg_gateway_get_text(const struct fg_gateway *g, const char *key, char *out, 
     }
     return (n < 0 || (size_t)n >= outlen) ? FG_ELIMIT : 0;
 }
+
+int fg_user_jid_prepare(const char *in, char *const *hosted, char *out, size_t outlen,
+                        const char **why)
+{
+    const char *at = strchr(in, '@');
+    char d[FG_DOMAIN_MAX + 1];
+    size_t ll = at ? (size_t)(at - in) : 0;
+    *why = NULL;
+    if (!at || ll == 0)
+        *why = "expected a bare JID: local@domain";
+    else if (ll > 1023)
+        *why = "the localpart is longer than 1023 bytes";
+    else if (strchr(at + 1, '/') || strchr(at + 1, '@'))
+        *why = "expected a bare JID: local@domain, without a resource";
+    for (size_t i = 0; !*why && i < ll; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (ch <= ' ' || ch == 0x7f || strchr("\"&'/:<>@", ch))
+            *why = "the localpart may not contain spaces or \"&'/:<>@";
+    }
+    if (!*why && fg_domain_normalize(at + 1, d, sizeof d, why) != FG_OK && !*why)
+        *why = "invalid domain";
+    if (!*why) {
+        bool ours = false;
+        for (size_t i = 0; hosted && hosted[i]; i++)
+            ours = ours || strcmp(hosted[i], d) == 0;
+        if (!ours)
+            *why = "its domain is not one of the hosted domains";
+    }
+    if (!*why && ll + 1 + strlen(d) + 1 > outlen)
+        *why = "the JID is too long";
+    if (*why)
+        return FG_EINVAL;
+    for (size_t i = 0; i < ll; i++) {
+        char ch = in[i];
+        out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+    }
+    out[ll] = '@';
+    memcpy(out + ll + 1, d, strlen(d) + 1);
+    return FG_OK;
+}

@@ -54,6 +54,13 @@ char *fg_domain_to_unicode(const char *alabel);
 /* True when d equals parent or is a subdomain of it (both normalised). */
 bool fg_domain_within(const char *d, const char *parent);
 
+/* Prepares the bare JID of a local account (doc/cli-decisions.md): "local@domain", the
+ * domain normalised and one of hosted, the localpart case-folded (ASCII) and free of
+ * spaces, control characters and "&'/:<>@, at most 1023 octets. Returns 0 with the
+ * prepared JID in out, or FG_EINVAL with a reason for people in *why (static text). */
+int fg_user_jid_prepare(const char *in, char *const *hosted, char *out, size_t outlen,
+                        const char **why);
+
 /* The negotiation matrix (SPEC section 2): one row per (tls, sasl, dialback). */
 struct fg_matrix_row {
     int number; /* 1..18 as in the SPEC table */
