@@ -98,7 +98,7 @@ static const char *const migration_2[] = {
     "CREATE TABLE roster ("
     " owner TEXT NOT NULL,"
     " contact TEXT NOT NULL,"
-    " name TEXT," /* NULL: no name */
+    " name TEXT,"                  /* NULL: no name */
     " subscription TEXT NOT NULL," /* none, to, from, both */
     " ask INTEGER NOT NULL DEFAULT 0,"
     " pending_in INTEGER NOT NULL DEFAULT 0,"
@@ -1906,8 +1906,8 @@ int fg_store_offline_delete(struct fg_store *st, const char *recipient, int64_t 
 int fg_store_offline_counts(struct fg_store *st, fg_store_offline_count_cb cb, void *ctx)
 {
     struct rows r;
-    int rc = select_rows(st, "SELECT recipient, COUNT(*) FROM offline GROUP BY recipient", 0,
-                         NULL, &r);
+    int rc =
+        select_rows(st, "SELECT recipient, COUNT(*) FROM offline GROUP BY recipient", 0, NULL, &r);
     if (rc != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < r.n; i++) {

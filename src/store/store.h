@@ -132,9 +132,9 @@ void fg_store_audits_free(struct fg_audit *v, size_t n);
  * fg_store_begin/commit like every write, but never bump the configuration revision. */
 enum fg_roster_sub { FG_ROSTER_NONE = 0, FG_ROSTER_TO = 1, FG_ROSTER_FROM = 2, FG_ROSTER_BOTH = 3 };
 struct fg_roster_item {
-    char *contact;  /* bare JID */
-    char *name;     /* NULL: none */
-    char **groups;  /* NULL-terminated; NULL: none */
+    char *contact; /* bare JID */
+    char *name;    /* NULL: none */
+    char **groups; /* NULL-terminated; NULL: none */
     enum fg_roster_sub sub;
     bool ask;        /* outbound request pending (ask='subscribe') */
     bool pending_in; /* inbound request waiting for the owner's answer */

@@ -1152,6 +1152,246 @@ static void t_open_errors(void **state)
     assert_int_equal(fg_store_open("sqlite://host/x.db", NULL, &st, err, sizeof err), FG_EINVAL);
 }
 
+/* ---- rosters and offline messages ------------------------------------------------------ */
+
+static void make_item(struct fg_roster_item *it, const char *contact, const char *name,
+                      enum fg_roster_sub sub)
+{
+    memset(it, 0, sizeof *it);
+    it->contact = fg_strdup(contact);
+    it->name = name ? fg_strdup(name) : NULL;
+    it->sub = sub;
+    it->listed = true;
+}
+
+static int collect_owner(void *ctx, const char *owner, int64_t version,
+                         const struct fg_roster_item *items, size_t n)
+{
+    char *out = ctx;
+    size_t len = strlen(out);
+    snprintf(out + len, 1024 - len, "%s:%lld:%zu;", owner, (long long)version, n);
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].contact)
+            return -1;
+    return 0;
+}
+
+static void t_roster(void **state)
+{
+    struct fx *f = *state;
+    struct fg_roster_item a, b, c;
+    struct fg_roster_item *v = NULL;
+    size_t n = 0;
+    int64_t ver = -1;
+    int64_t rev0 = revision(f);
+
+    OK(fg_store_roster_get(f->st, "juliet@a.test", &v, &n, &ver));
+    assert_int_equal(n, 0);
+    assert_int_equal(ver, 0);
+    fg_store_roster_items_free(v, n);
+
+    make_item(&a, "romeo@b.test", "Romeo \"'; DROP TABLE roster; --", FG_ROSTER_BOTH);
+    fg_strv_push(&a.groups, "Friends");
+    fg_strv_push(&a.groups, "Montague \"family\" ☺");
+    make_item(&b, "nurse@a.test", NULL, FG_ROSTER_NONE);
+    b.ask = true;
+    b.approved = true;
+    make_item(&c, "stranger@c.test", NULL, FG_ROSTER_NONE);
+    c.pending_in = true;
+    c.listed = false;
+
+    /* Writes need a transaction. */
+    assert_int_equal(fg_store_roster_put(f->st, "juliet@a.test", &a, 1), FG_EIO);
+    OK(fg_store_begin(f->st));
+    OK(fg_store_roster_put(f->st, "juliet@a.test", &a, 1));
+    OK(fg_store_roster_put(f->st, "juliet@a.test", &b, 2));
+    OK(fg_store_roster_put(f->st, "juliet@a.test", &c, 2));
+    OK(fg_store_roster_put(f->st, "romeo@b.test", &b, 7));
+    OK(fg_store_commit(f->st));
+    /* User data, not configuration: the revision does not move. */
+    assert_int_equal(revision(f), rev0);
+
+    reopen(f);
+    OK(fg_store_roster_get(f->st, "juliet@a.test", &v, &n, &ver));
+    assert_int_equal(n, 3);
+    assert_int_equal(ver, 2);
+    /* Sorted by contact. */
+    assert_string_equal(v[0].contact, "nurse@a.test");
+    assert_null(v[0].name);
+    assert_null(v[0].groups);
+    assert_int_equal(v[0].sub, FG_ROSTER_NONE);
+    assert_true(v[0].ask && v[0].approved && !v[0].pending_in && v[0].listed);
+    assert_string_equal(v[1].contact, "romeo@b.test");
+    assert_string_equal(v[1].name, a.name);
+    assert_int_equal(v[1].sub, FG_ROSTER_BOTH);
+    assert_int_equal(fg_strv_len(v[1].groups), 2);
+    assert_string_equal(v[1].groups[0], "Friends");
+    assert_string_equal(v[1].groups[1], "Montague \"family\" ☺");
+    assert_false(v[1].ask || v[1].approved || v[1].pending_in);
+    assert_string_equal(v[2].contact, "stranger@c.test");
+    assert_true(v[2].pending_in && !v[2].listed);
+    fg_store_roster_items_free(v, n);
+
+    /* Replace: the row changes in place. */
+    fg_free(a.name);
+    a.name = NULL;
+    fg_strv_free(a.groups);
+    a.groups = NULL;
+    a.sub = FG_ROSTER_TO;
+    OK(fg_store_begin(f->st));
+    OK(fg_store_roster_put(f->st, "juliet@a.test", &a, 3));
+    OK(fg_store_roster_delete(f->st, "juliet@a.test", "stranger@c.test", 4));
+    assert_int_equal(fg_store_roster_delete(f->st, "juliet@a.test", "stranger@c.test", 5),
+                     FG_ENOTFOUND);
+    OK(fg_store_commit(f->st));
+    OK(fg_store_roster_get(f->st, "juliet@a.test", &v, &n, &ver));
+    assert_int_equal(n, 2);
+    assert_int_equal(ver, 4); /* the failed delete changed nothing */
+    assert_int_equal(v[1].sub, FG_ROSTER_TO);
+    assert_null(v[1].name);
+    assert_null(v[1].groups);
+    fg_store_roster_items_free(v, n);
+
+    /* Every owner, in byte order, with an owner that only has a version left. */
+    OK(fg_store_begin(f->st));
+    OK(fg_store_roster_delete(f->st, "romeo@b.test", "nurse@a.test", 8));
+    OK(fg_store_commit(f->st));
+    char seen[1024] = "";
+    OK(fg_store_roster_each(f->st, collect_owner, seen));
+    assert_string_equal(seen, "juliet@a.test:4:2;romeo@b.test:8:0;");
+
+    fg_roster_item_clear(&a);
+    fg_roster_item_clear(&b);
+    fg_roster_item_clear(&c);
+}
+
+static int collect_count(void *ctx, const char *recipient, size_t n)
+{
+    char *out = ctx;
+    size_t len = strlen(out);
+    snprintf(out + len, 256 - len, "%s=%zu;", recipient, n);
+    return 0;
+}
+
+static void t_offline(void **state)
+{
+    struct fx *f = *state;
+    struct fg_offline_msg *v = NULL;
+    size_t n = 0;
+    long deleted = -1;
+    int64_t rev0 = revision(f);
+    static const char *const msgs[] = {
+        "<message to='juliet@a.test' from='romeo@b.test/x'><body>1 &amp; ☺</body></message>",
+        "<message to='juliet@a.test'><body>'2' \"?\" $1</body></message>",
+        "<message to='juliet@a.test'><body>3</body></message>",
+    };
+
+    OK(fg_store_begin(f->st));
+    for (int i = 0; i < 3; i++)
+        OK(fg_store_offline_add(f->st, "juliet@a.test", 1000 + i, msgs[i], 3));
+    /* The limit counts what the recipient holds. */
+    assert_int_equal(fg_store_offline_add(f->st, "juliet@a.test", 2000, "<message/>", 3),
+                     FG_ELIMIT);
+    OK(fg_store_offline_add(f->st, "romeo@b.test", 2000, "<message/>", 3));
+    OK(fg_store_offline_add(f->st, "juliet@a.test", 2001, "<message/>", 0)); /* no limit */
+    OK(fg_store_commit(f->st));
+    assert_int_equal(revision(f), rev0);
+
+    char counts[256] = "";
+    OK(fg_store_offline_counts(f->st, collect_count, counts));
+    assert_true(!strcmp(counts, "juliet@a.test=4;romeo@b.test=1;") ||
+                !strcmp(counts, "romeo@b.test=1;juliet@a.test=4;"));
+
+    OK(fg_store_offline_list(f->st, "juliet@a.test", 0, &v, &n));
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(v[i].stanza, msgs[i]);
+        assert_int_equal(v[i].stamp, 1000 + i);
+        if (i)
+            assert_true(v[i].id > v[i - 1].id);
+    }
+    int64_t second = v[1].id;
+    fg_store_offline_free(v, n);
+    OK(fg_store_offline_list(f->st, "juliet@a.test", 2, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].stanza, msgs[0]);
+    fg_store_offline_free(v, n);
+
+    OK(fg_store_begin(f->st));
+    OK(fg_store_offline_delete(f->st, "juliet@a.test", second, &deleted));
+    OK(fg_store_commit(f->st));
+    assert_int_equal(deleted, 2);
+    OK(fg_store_offline_list(f->st, "juliet@a.test", 0, &v, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].stanza, msgs[2]);
+    fg_store_offline_free(v, n);
+    OK(fg_store_offline_list(f->st, "nobody@a.test", 0, &v, &n));
+    assert_int_equal(n, 0);
+    fg_store_offline_free(v, n);
+}
+
+static void t_user_delete_cascade(void **state)
+{
+    struct fx *f = *state;
+    struct fg_user u;
+    struct fg_roster_item it;
+    struct fg_roster_item *v = NULL;
+    struct fg_offline_msg *m = NULL;
+    size_t n = 0;
+    int64_t ver = 0;
+
+    make_user(&u, "juliet@a.test", "j");
+    make_item(&it, "romeo@b.test", NULL, FG_ROSTER_BOTH);
+    OK(fg_store_begin(f->st));
+    OK(fg_store_user_add(f->st, &u));
+    OK(fg_store_roster_put(f->st, "juliet@a.test", &it, 5));
+    OK(fg_store_roster_put(f->st, "romeo@b.test", &it, 1));
+    fg_free(it.contact);
+    it.contact = fg_strdup("juliet@a.test");
+    OK(fg_store_roster_put(f->st, "other@a.test", &it, 1));
+    OK(fg_store_offline_add(f->st, "juliet@a.test", 1, "<message/>", 0));
+    OK(fg_store_user_delete(f->st, "juliet@a.test"));
+    OK(fg_store_commit(f->st));
+
+    /* Her roster and messages are gone; the version stays; other rosters are intact. */
+    OK(fg_store_roster_get(f->st, "juliet@a.test", &v, &n, &ver));
+    assert_int_equal(n, 0);
+    assert_int_equal(ver, 5);
+    fg_store_roster_items_free(v, n);
+    OK(fg_store_roster_get(f->st, "other@a.test", &v, &n, &ver));
+    assert_int_equal(n, 1);
+    fg_store_roster_items_free(v, n);
+    OK(fg_store_offline_list(f->st, "juliet@a.test", 0, &m, &n));
+    assert_int_equal(n, 0);
+    fg_store_offline_free(m, n);
+    fg_roster_item_clear(&it);
+}
+
+static void t_open_another(void **state)
+{
+    struct fx *f = *state;
+    struct fg_store *other = NULL;
+    struct fg_roster_item it;
+    struct fg_roster_item *v = NULL;
+    size_t n = 0;
+    int64_t ver = 0;
+    char err[512];
+
+    OK(fg_store_open_another(f->st, &other, err, sizeof err));
+    assert_string_equal(fg_store_driver_name(other), fg_store_driver_name(f->st));
+    make_item(&it, "romeo@b.test", "R", FG_ROSTER_TO);
+    OK(fg_store_begin(other));
+    OK(fg_store_roster_put(other, "juliet@a.test", &it, 1));
+    OK(fg_store_commit(other));
+    /* A write through one handle is seen through the other. */
+    OK(fg_store_roster_get(f->st, "juliet@a.test", &v, &n, &ver));
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "R");
+    fg_store_roster_items_free(v, n);
+    fg_store_close(other);
+    fg_roster_item_clear(&it);
+}
+
 /* ---- groups -------------------------------------------------------------------------- */
 
 #define STORE_TESTS(be)                                                                            \
@@ -1175,6 +1415,10 @@ static void t_open_errors(void **state)
             cmocka_unit_test_prestate_setup_teardown(t_concurrent_writers, setup, teardown, &be),  \
             cmocka_unit_test_prestate_setup_teardown(t_concurrent_open, setup, teardown, &be),     \
             cmocka_unit_test_prestate_setup_teardown(t_open_errors, setup, teardown, &be),         \
+            cmocka_unit_test_prestate_setup_teardown(t_roster, setup, teardown, &be),              \
+            cmocka_unit_test_prestate_setup_teardown(t_offline, setup, teardown, &be),             \
+            cmocka_unit_test_prestate_setup_teardown(t_user_delete_cascade, setup, teardown, &be), \
+            cmocka_unit_test_prestate_setup_teardown(t_open_another, setup, teardown, &be),        \
     }
 
 int main(void)
