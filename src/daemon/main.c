@@ -3,6 +3,9 @@
  * changes noticed within 2 s (revision poll), the admin listener, clean exit on SIGTERM
  * and SIGINT. Store calls run on the libuv worker pool, never on the loop thread. */
 #include "admin/admin.h"
+#include "clients.h"
+#include "users.h"
+#include "im/im.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -42,10 +45,14 @@ struct daemon {
     int64_t revision;
     struct partner_snapshot partners;
     struct fg_gateway gateway;
+    struct fg_userdir *users; /* read on the loop; replaced whole after a reload */
+    struct fg_im *im;
+    struct fg_clients *clients;
     /* results handed from the worker to the loop */
     bool changed;
     struct partner_snapshot fresh;
     struct fg_gateway fresh_gateway;
+    struct fg_userdir *fresh_users;
     int64_t fresh_revision;
     int work_err;
     char work_msg[512];
@@ -89,6 +96,8 @@ static void work_run(uv_work_t *w)
     d->fresh.v = NULL;
     d->fresh.n = 0;
     d->work_err = load_snapshot(d->store, &d->fresh, &d->fresh_gateway, &d->fresh_revision);
+    if (d->work_err == FG_OK)
+        d->fresh_users = fg_userdir_load(d->store, &d->work_err);
     if (d->work_err != FG_OK) {
         snprintf(d->work_msg, sizeof d->work_msg, "reload: %s", fg_store_error(d->store));
         fg_store_partners_free(d->fresh.v, d->fresh.n);
@@ -143,6 +152,14 @@ static void work_done(uv_work_t *w, int status)
         d->partners = d->fresh;
         d->gateway = d->fresh_gateway;
         d->revision = d->fresh_revision;
+        if (fg_userdir_count(d->users) != fg_userdir_count(d->fresh_users)) {
+            char n[24];
+            snprintf(n, sizeof n, "%zu", fg_userdir_count(d->fresh_users));
+            fg_log(FG_LOG_INFO, "users-reloaded", "users", n, NULL);
+        }
+        fg_userdir_free(d->users);
+        d->users = d->fresh_users;
+        d->fresh_users = NULL;
         d->fresh.v = NULL;
         d->fresh.n = 0;
     }
@@ -159,18 +176,35 @@ static void on_tick(uv_timer_t *t)
     uv_queue_work(d->loop, &d->work, work_run, work_done);
 }
 
+/* Every client stream has closed (each unbound from the IM layer): the IM layer can go,
+ * which also closes its store writer's loop handle. */
+static void clients_done(void *ud)
+{
+    struct daemon *d = ud;
+    fg_im_free(d->im);
+    d->im = NULL;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
     fg_log(FG_LOG_INFO, "daemon-stopping", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT",
            NULL);
     d->stopping = true;
+    fg_clients_stop(d->clients, clients_done, d);
+    d->clients = NULL;
     uv_timer_stop(&d->tick);
     uv_signal_stop(&d->sigterm);
     uv_signal_stop(&d->sigint);
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static bool user_exists(void *ud, const char *bare)
+{
+    struct daemon *d = ud;
+    return fg_userdir_get(d->users, bare) != NULL;
 }
 
 static bool tls_listener_on(const struct fg_config *c)
@@ -287,8 +321,10 @@ int main(int argc, char **argv)
         fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason", err, NULL);
         goto out;
     }
+    int uerr = FG_OK;
     if (ensure_secret(d.store) != FG_OK ||
-        load_snapshot(d.store, &d.partners, &d.gateway, &d.revision) != FG_OK) {
+        load_snapshot(d.store, &d.partners, &d.gateway, &d.revision) != FG_OK ||
+        !(d.users = fg_userdir_load(d.store, &uerr))) {
         fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason",
                fg_store_error(d.store), NULL);
         goto out;
@@ -313,12 +349,24 @@ int main(int argc, char **argv)
         fg_log(FG_LOG_ERROR, "admin-error", "listen", d.cfg.listen_admin, "reason", err, NULL);
         goto out;
     }
-    /* the protocol listeners come with the XMPP core and federation work */
-    const char *pending[][2] = {{"c2s", d.cfg.listen_c2s},
-                                {"c2s_tls", d.cfg.listen_c2s_tls},
-                                {"s2s", d.cfg.listen_s2s},
-                                {"s2s_tls", d.cfg.listen_s2s_tls}};
-    for (size_t i = 0; i < 4; i++)
+    struct fg_im_env env = {
+        .domains = d.cfg.domains,
+        .store = d.store,
+        .loop = d.loop,
+        .user_exists = user_exists,
+        .ud = &d,
+    };
+    d.im = fg_im_new(&env);
+    if (!d.im)
+        goto out;
+    d.clients = fg_clients_start(d.loop, &d.cfg, d.im, &d.users, err, sizeof err);
+    if (!d.clients) {
+        fg_log(FG_LOG_ERROR, "listen-error", "reason", err, NULL);
+        goto out;
+    }
+    /* the server-to-server listeners come with the federation work */
+    const char *pending[][2] = {{"s2s", d.cfg.listen_s2s}, {"s2s_tls", d.cfg.listen_s2s_tls}};
+    for (size_t i = 0; i < 2; i++)
         if (pending[i][1])
             fg_log(FG_LOG_WARN, "listener-unavailable", "listener", pending[i][0], "address",
                    pending[i][1], "reason", "not built in this version", NULL);
@@ -337,6 +385,11 @@ int main(int argc, char **argv)
     fg_log(FG_LOG_INFO, "daemon-stop", NULL);
     rc = 0;
 out:
+    if (d.im) { /* a failed start: nothing is connected yet */
+        fg_im_free(d.im);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+    }
+    fg_userdir_free(d.users);
     fg_store_partners_free(d.partners.v, d.partners.n);
     if (d.store)
         fg_store_close(d.store);
