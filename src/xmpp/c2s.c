@@ -311,8 +311,15 @@ static void sasl_failure_ex(struct fg_c2s *c, enum fg_sasl_cond cond, const char
         put(c, "</text>");
     }
     put(c, "</failure>");
-    fg_log(cond == FG_SASL_COND_NOT_AUTHORIZED ? FG_LOG_WARN : FG_LOG_INFO, "c2s-auth-failed",
-           "user", user, "address", peer(c), "mechanism", mech, "reason", reason, NULL);
+    /* a failure that says nothing about the credentials (a channel-binding type this
+     * stream lacks) is a negotiation step the client retries, not a failed login */
+    if (!counts)
+        fg_log(FG_LOG_INFO, "c2s-sasl-retry", "user", user, "address", peer(c), "mechanism",
+               mech, "reason", reason, NULL);
+    else
+        fg_log(cond == FG_SASL_COND_NOT_AUTHORIZED ? FG_LOG_WARN : FG_LOG_INFO,
+               "c2s-auth-failed", "user", user, "address", peer(c), "mechanism", mech, "reason",
+               reason, NULL);
     fg_sasl_free(c->sasl);
     c->sasl = NULL;
     if (counts && ++c->failures >= max_attempts(c))
