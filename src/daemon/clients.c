@@ -87,6 +87,14 @@ static void io_start_tls(void *ud)
 static void io_close(void *ud)
 {
     struct client *c = ud;
+    /* The stream is over even if the socket lingers (net waits for the peer's FIN): leave
+     * the router now, so what arrives for this user meanwhile goes to its other
+     * resources or to offline storage instead of into a closing socket. */
+    if (c->sess) {
+        struct fg_im_session *s = c->sess;
+        c->sess = NULL;
+        fg_im_unbind(c->owner->im, s);
+    }
     if (!c->closing) {
         c->closing = true;
         fg_conn_close(c->conn);
