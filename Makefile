@@ -48,3 +48,12 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Benchmarks (issue 8, doc/BENCHMARKS.md): fedgate against Prosody, server on CPU 0 and
+# load on CPU 1. bench-smoke is the short harness check (fedgate only, < 30 s).
+.PHONY: bench bench-smoke
+bench: build
+	bench/run all
+
+bench-smoke: build
+	bench/run all --smoke
