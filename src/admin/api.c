@@ -9,6 +9,7 @@
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "partners.h"
 #include "settings.h"
 #include "store/store.h"
@@ -543,6 +544,19 @@ static void metrics(struct fg_admin_ctx *c, struct fg_admin_req *r)
     metric(&r->text, "fedgate_auth_failures_total", "counter",
            "Failed administrator logins and refused API tokens since the daemon started.",
            (unsigned long long)atomic_load(&c->auth_failures));
+    metric(&r->text, "fedgate_c2s_connections", "gauge", "Open client connections.",
+           fg_stats_get(&fg_stats.c2s_connections));
+    metric(&r->text, "fedgate_c2s_sessions", "gauge", "Bound client sessions.",
+           fg_stats_get(&fg_stats.c2s_sessions));
+    metric(&r->text, "fedgate_c2s_logins_total", "counter",
+           "Successful client logins since the daemon started.",
+           fg_stats_get(&fg_stats.c2s_logins));
+    metric(&r->text, "fedgate_c2s_auth_failures_total", "counter",
+           "Failed client authentication attempts since the daemon started.",
+           fg_stats_get(&fg_stats.c2s_auth_failures));
+    metric(&r->text, "fedgate_stanzas_routed_total", "counter",
+           "Stanzas from local clients handed to the router since the daemon started.",
+           fg_stats_get(&fg_stats.stanzas_routed));
     metric(&r->text, "fedgate_config_revision", "gauge",
            "Configuration revision of the store (bumped by every committed change).",
            (unsigned long long)(rev < 0 ? 0 : rev));

@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "im/im.h"
 #include "net/conn.h"
 #include "net/tls.h"
@@ -93,6 +94,7 @@ static void io_close(void *ud)
     if (c->sess) {
         struct fg_im_session *s = c->sess;
         c->sess = NULL;
+        fg_stats_add(&fg_stats.c2s_sessions, -1);
         fg_im_unbind(c->owner->im, s);
     }
     if (!c->closing) {
@@ -127,14 +129,19 @@ static const struct fg_im_session_ops sess_ops = {sess_send, sess_kick};
 static int io_bind(void *ud, const char *bare, const char *resource, char *full, size_t len)
 {
     struct client *c = ud;
-    return fg_im_bind(c->owner->im, bare, resource, &sess_ops, c, &c->sess, full, len);
+    int rc = fg_im_bind(c->owner->im, bare, resource, &sess_ops, c, &c->sess, full, len);
+    if (rc == FG_OK)
+        fg_stats_add(&fg_stats.c2s_sessions, 1);
+    return rc;
 }
 
 static void io_stanza(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena)
 {
     struct client *c = ud;
-    if (c->sess)
+    if (c->sess) {
+        fg_stats_add(&fg_stats.stanzas_routed, 1);
         fg_im_stanza(c->owner->im, c->sess, stanza, arena);
+    }
     else
         fg_arena_free(arena);
 }
@@ -173,8 +180,11 @@ static void on_closed(void *ud, const char *reason)
 {
     struct client *c = ud;
     struct fg_clients *o = c->owner;
-    if (c->sess)
+    if (c->sess) {
+        fg_stats_add(&fg_stats.c2s_sessions, -1);
         fg_im_unbind(o->im, c->sess);
+    }
+    fg_stats_add(&fg_stats.c2s_connections, -1);
     fg_log(FG_LOG_DEBUG, "c2s-closed", "address", fg_conn_peer(c->conn), "jid",
            fg_c2s_jid(c->c2s), "reason", reason, NULL);
     fg_c2s_free(c->c2s);
@@ -213,6 +223,7 @@ static void accept_client(struct fg_clients *o, struct fg_conn *conn, bool direc
         o->head->prev = c;
     o->head = c;
     o->n++;
+    fg_stats_add(&fg_stats.c2s_connections, 1);
     fg_conn_set_cb(conn, &conn_cb, c);
 }
 

@@ -3,6 +3,7 @@
  * written as text into one reused buffer; no trees are built for them. It knows nothing
  * of rosters, presence or routing: bound stanzas go to io->stanza. */
 #include "xmpp/c2s.h"
+#include "core/stats.h"
 #include "core/alloc.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -323,6 +324,8 @@ static void sasl_failure_ex(struct fg_c2s *c, enum fg_sasl_cond cond, const char
                reason, NULL);
     fg_sasl_free(c->sasl);
     c->sasl = NULL;
+    if (counts)
+        fg_stats_add(&fg_stats.c2s_auth_failures, 1);
     if (counts && ++c->failures >= max_attempts(c))
         end_stream(c, "policy-violation", "too many failed authentication attempts");
 }
@@ -383,6 +386,7 @@ static void sasl_run(struct fg_c2s *c, const char *in, size_t len, bool has)
     /* success: the stream restarts (RFC 6120 6.4.6) */
     c->authenticated = true;
     c->bare = fg_strdup(fg_sasl_user(c->sasl));
+    fg_stats_add(&fg_stats.c2s_logins, 1);
     fg_log(FG_LOG_INFO, "c2s-login", "user", c->bare, "address", peer(c), "mechanism", mech, "tls",
            c->tls ? (c->tls_version[0] ? c->tls_version : "yes") : "none", NULL);
     fg_sasl_free(c->sasl);
