@@ -94,7 +94,9 @@ def test_metrics_readable_by_a_viewer_token(gate):
     assert r.header("Content-Type").startswith("text/plain")
     names = {l.split()[0] for l in r.text.splitlines() if l and not l.startswith("#")}
     assert names == {"fedgate_partners", "fedgate_admin_sessions", "fedgate_auth_failures_total",
-                     "fedgate_config_revision"}
+                     "fedgate_config_revision", "fedgate_c2s_connections", "fedgate_c2s_sessions",
+                     "fedgate_c2s_logins_total", "fedgate_c2s_auth_failures_total",
+                     "fedgate_stanzas_routed_total"}
     for l in r.text.splitlines():
         if l.startswith("# TYPE"):
             assert l.split()[3] in ("gauge", "counter")
