@@ -306,30 +306,15 @@ void fg_admin_partner_delete(struct fg_admin_ctx *c, struct fg_admin_req *r)
     fg_partner_clear(&old);
 }
 
-/* The daemon object of `partner status --json`: running when the daemon's heartbeat
- * (store meta "daemon.heartbeat", RFC 3339) is at most 10 seconds old. Lock held. */
-static int daemon_status(struct fg_admin_ctx *c, json_t **out)
+/* The meta values the status document is built from (fg_link_status_json). Lock held. */
+static int status_meta(struct fg_admin_ctx *c, char **hb, char **links)
 {
-    char *hb = NULL;
-    int rc = fg_store_meta_get(c->st, "daemon.heartbeat", &hb);
-    if (rc != FG_OK && rc != FG_ENOTFOUND)
-        return rc;
-    int64_t t = 0;
-    bool known = rc == FG_OK && hb && fg_time_parse(hb, &t) == FG_OK;
-    fg_free(hb);
-    char ts[32];
-    int64_t age = fg_time_now() - t;
-    *out = json_pack("{s:b,s:o}", "running", known && age <= 10 && age >= -10, "heartbeat",
-                     known ? json_string(fg_time_rfc3339(t, ts, sizeof ts)) : json_null());
-    return FG_OK;
-}
-
-/* Live link status belongs to the federation issue; until the daemon records links, a
- * partner shows no streams, no last error and no refused stanzas. */
-static json_t *link_status(const char *domain)
-{
-    return json_pack("{s:s,s:[],s:n,s:i}", "domain", domain, "streams", "last_error",
-                     "refused_stanzas", 0);
+    int rc = fg_store_meta_get(c->st, "daemon.heartbeat", hb);
+    if (rc == FG_ENOTFOUND)
+        rc = FG_OK;
+    if (rc == FG_OK && (rc = fg_store_meta_get(c->st, "status.links", links)) == FG_ENOTFOUND)
+        rc = FG_OK;
+    return rc;
 }
 
 void fg_admin_partner_status(struct fg_admin_ctx *c, struct fg_admin_req *r)
@@ -338,42 +323,50 @@ void fg_admin_partner_status(struct fg_admin_ctx *c, struct fg_admin_req *r)
     if (!normalize(r, r->params[0], d))
         return;
     struct fg_partner p;
-    json_t *daemon = NULL;
+    char *hb = NULL, *links = NULL;
     fg_admin_lock(c);
     int rc = fg_store_partner_get(c->st, d, &p);
-    if (rc == FG_OK) {
-        fg_partner_clear(&p);
-        rc = daemon_status(c, &daemon);
-    }
+    bool have = rc == FG_OK;
+    if (rc == FG_OK)
+        rc = status_meta(c, &hb, &links);
     fg_admin_unlock(c);
     if (rc != FG_OK) {
+        if (have)
+            fg_partner_clear(&p);
+        fg_free(hb);
+        fg_free(links);
         char what[FG_DOMAIN_MAX + 16];
         snprintf(what, sizeof what, "partner %s", d);
         fg_admin_reply_store_error(c, r, rc, what);
         return;
     }
-    fg_admin_reply_json(r, MHD_HTTP_OK,
-                        json_pack("{s:o,s:[o]}", "daemon", daemon, "partners", link_status(d)));
+    json_t *doc = fg_link_status_json(hb, links, &p, 1, NULL, fg_time_now());
+    fg_partner_clear(&p);
+    fg_free(hb);
+    fg_free(links);
+    fg_admin_reply_json(r, MHD_HTTP_OK, doc);
 }
 
 void fg_admin_status(struct fg_admin_ctx *c, struct fg_admin_req *r)
 {
     struct fg_partner *all = NULL;
     size_t n = 0;
-    json_t *daemon = NULL;
+    char *hb = NULL, *links = NULL;
     fg_admin_lock(c);
     int rc = fg_store_partner_list(c->st, &all, &n);
     if (rc == FG_OK)
-        rc = daemon_status(c, &daemon);
+        rc = status_meta(c, &hb, &links);
     fg_admin_unlock(c);
     if (rc != FG_OK) {
         fg_store_partners_free(all, n);
+        fg_free(hb);
+        fg_free(links);
         fg_admin_reply_store_error(c, r, rc, "status");
         return;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, link_status(all[i].domain));
+    json_t *doc = fg_link_status_json(hb, links, all, n, NULL, fg_time_now());
     fg_store_partners_free(all, n);
-    fg_admin_reply_json(r, MHD_HTTP_OK, json_pack("{s:o,s:o}", "daemon", daemon, "partners", arr));
+    fg_free(hb);
+    fg_free(links);
+    fg_admin_reply_json(r, MHD_HTTP_OK, doc);
 }

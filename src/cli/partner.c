@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "policy/json.h"
 
@@ -402,11 +403,91 @@ static int cmd_list(struct fg_cli *c, int argc, char **argv)
     return FG_EXIT_OK;
 }
 
+static const char *jstr(json_t *o, const char *k, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : dflt;
+}
+
+/* partner status [DOMAIN]: the link status the daemon keeps in store meta (SPEC 7). */
 static int cmd_status(struct fg_cli *c, int argc, char **argv)
 {
-    return fg_cli_error(c, FG_EXIT_FAIL, "io", NULL, NULL,
-                        "partner status is not available yet: it comes with federation "
-                        "(server-to-server links)");
+    struct fg_args a;
+    int rc = fg_cli_parse(c, argc, argv, NULL, 0, 1, "partner status [DOMAIN]", &a);
+    if (rc)
+        return rc;
+    char d[FG_DOMAIN_MAX + 1];
+    bool one = a.npos == 1;
+    if (one && (rc = normalize_arg(c, a.pos[0], "domain", d, sizeof d)))
+        return rc;
+    if ((rc = fg_cli_open(c)))
+        return rc;
+    struct fg_partner *all = NULL;
+    size_t n = 0;
+    char *hb = NULL, *links = NULL;
+    int err = fg_store_partner_list(c->store, &all, &n);
+    if (err == FG_OK && (err = fg_store_meta_get(c->store, "daemon.heartbeat", &hb)) ==
+                            FG_ENOTFOUND)
+        err = FG_OK;
+    if (err == FG_OK && (err = fg_store_meta_get(c->store, "status.links", &links)) ==
+                            FG_ENOTFOUND)
+        err = FG_OK;
+    if (err != FG_OK) {
+        fg_store_partners_free(all, n);
+        fg_free(hb);
+        fg_free(links);
+        return fg_cli_store_error(c, err, "status");
+    }
+    bool found = !one;
+    for (size_t i = 0; one && i < n; i++)
+        found = found || strcmp(all[i].domain, d) == 0;
+    json_t *doc = found ? fg_link_status_json(hb, links, all, n, one ? d : NULL, fg_time_now())
+                        : NULL;
+    fg_store_partners_free(all, n);
+    fg_free(hb);
+    fg_free(links);
+    if (!found)
+        return fg_cli_error(c, FG_EXIT_NOTFOUND, "not_found", NULL, NULL,
+                            "not found: partner %s", d);
+    if (c->json) {
+        fg_cli_print_json(c, doc);
+        return FG_EXIT_OK;
+    }
+    json_t *dm = json_object_get(doc, "daemon");
+    printf("daemon: %s (heartbeat %s)\n",
+           json_is_true(json_object_get(dm, "running")) ? "running" : "not running",
+           jstr(dm, "heartbeat", "never"));
+    printf("%-28s %-4s %-12s %-24s %-24s %-8s %-14s %s\n", "PARTNER", "DIR", "STATE", "LOCAL",
+           "REMOTE", "TLS", "AUTH", "SINCE");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(doc, "partners"), i, p)
+    {
+        const char *dom = jstr(p, "domain", "");
+        json_t *streams = json_object_get(p, "streams");
+        if (json_array_size(streams) == 0)
+            printf("%-28s %-4s %-12s %-24s %-24s %-8s %-14s %s\n", dom, "-", "no streams", "-",
+                   "-", "-", "-", "-");
+        size_t j;
+        json_t *st;
+        json_array_foreach(streams, j, st)
+        {
+            printf("%-28s %-4s %-12s %-24s %-24s %-8s %-14s %s\n", dom,
+                   jstr(st, "direction", "-"), jstr(st, "state", "-"),
+                   jstr(st, "local_domain", "-"), jstr(st, "remote_domain", "-"),
+                   jstr(st, "tls", "none"), jstr(st, "auth", "-"), jstr(st, "since", "-"));
+        }
+        json_t *le = json_object_get(p, "last_error");
+        if (json_is_object(le))
+            printf("  last error %s: %s%s%s (fix: %s)\n", jstr(le, "time", "?"),
+                   jstr(le, "rule", ""), json_is_string(json_object_get(le, "rule")) ? ": " : "",
+                   jstr(le, "message", ""), jstr(le, "fix", ""));
+        json_int_t r = json_integer_value(json_object_get(p, "refused_stanzas"));
+        if (r)
+            printf("  refused stanzas: %lld\n", (long long)r);
+    }
+    json_decref(doc);
+    return FG_EXIT_OK;
 }
 
 static const struct {

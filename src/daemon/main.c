@@ -4,6 +4,7 @@
  * and SIGINT. Store calls run on the libuv worker pool, never on the loop thread. */
 #include "admin/admin.h"
 #include "clients.h"
+#include "links.h"
 #include "users.h"
 #include "im/im.h"
 #include "core/alloc.h"
@@ -39,6 +40,7 @@ struct daemon {
     uv_work_t work;
     bool work_busy;
     bool stopping;
+    bool signals_on; /* the signal handles are open */
     unsigned ticks;
     /* owned by the worker while work_busy */
     struct fg_store *store;
@@ -48,6 +50,9 @@ struct daemon {
     struct fg_userdir *users; /* read on the loop; replaced whole after a reload */
     struct fg_im *im;
     struct fg_clients *clients;
+    struct fg_links *links;
+    int parts_running; /* clients and links still closing at shutdown */
+    char *status_doc;  /* link status for the worker to store (meta "status.links") */
     /* results handed from the worker to the loop */
     bool changed;
     struct partner_snapshot fresh;
@@ -81,6 +86,16 @@ static void work_run(uv_work_t *w)
         d->work_err = fg_store_meta_set(d->store, "daemon.heartbeat", ts);
         if (d->work_err != FG_OK) {
             snprintf(d->work_msg, sizeof d->work_msg, "heartbeat: %s",
+                     fg_store_error(d->store));
+            return;
+        }
+    }
+    if (d->status_doc) {
+        d->work_err = fg_store_meta_set(d->store, "status.links", d->status_doc);
+        fg_free(d->status_doc);
+        d->status_doc = NULL;
+        if (d->work_err != FG_OK) {
+            snprintf(d->work_msg, sizeof d->work_msg, "link status: %s",
                      fg_store_error(d->store));
             return;
         }
@@ -162,6 +177,7 @@ static void work_done(uv_work_t *w, int status)
         d->fresh_users = NULL;
         d->fresh.v = NULL;
         d->fresh.n = 0;
+        fg_links_set_policy(d->links, d->partners.v, d->partners.n, &d->gateway);
     }
 }
 
@@ -172,17 +188,32 @@ static void on_tick(uv_timer_t *t)
     if (d->work_busy || d->stopping)
         return;
     d->work_busy = true;
+    fg_free(d->status_doc);
+    d->status_doc = fg_links_status_take(d->links);
     d->work.data = d;
     uv_queue_work(d->loop, &d->work, work_run, work_done);
 }
 
 /* Every client stream has closed (each unbound from the IM layer): the IM layer can go,
  * which also closes its store writer's loop handle. */
-static void clients_done(void *ud)
+static void part_done(struct daemon *d)
 {
-    struct daemon *d = ud;
+    if (--d->parts_running > 0)
+        return;
     fg_im_free(d->im);
     d->im = NULL;
+}
+
+static void clients_done(void *ud)
+{
+    part_done(ud);
+}
+
+static void links_done(void *ud)
+{
+    struct daemon *d = ud;
+    d->links = NULL;
+    part_done(d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -191,9 +222,12 @@ static void on_signal(uv_signal_t *s, int signum)
     fg_log(FG_LOG_INFO, "daemon-stopping", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT",
            NULL);
     d->stopping = true;
+    d->parts_running = 2;
     fg_clients_stop(d->clients, clients_done, d);
     d->clients = NULL;
+    fg_links_stop(d->links, links_done, d);
     uv_timer_stop(&d->tick);
+    d->signals_on = false;
     uv_signal_stop(&d->sigterm);
     uv_signal_stop(&d->sigint);
     uv_close((uv_handle_t *)&d->tick, NULL);
@@ -205,6 +239,12 @@ static bool user_exists(void *ud, const char *bare)
 {
     struct daemon *d = ud;
     return fg_userdir_get(d->users, bare) != NULL;
+}
+
+static int remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena)
+{
+    struct daemon *d = ud;
+    return d->links ? fg_links_remote(d->links, stanza, arena) : FG_EIO;
 }
 
 static bool tls_listener_on(const struct fg_config *c)
@@ -330,6 +370,13 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    char hb[32]; /* at once: `partner status` shows a running daemon from the start */
+    fg_time_rfc3339(fg_time_now(), hb, sizeof hb);
+    if (fg_store_meta_set(d.store, "daemon.heartbeat", hb) != FG_OK) {
+        fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason",
+               fg_store_error(d.store), NULL);
+        goto out;
+    }
     struct fg_buf doms = {0};
     for (size_t i = 0; d.cfg.domains[i]; i++) {
         if (i)
@@ -345,8 +392,21 @@ int main(int argc, char **argv)
     fg_buf_free(&doms);
 
     d.loop = uv_default_loop();
+    /* at once: a SIGTERM during the rest of the start-up is handled when the loop runs */
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    d.signals_on = true;
     if (fg_admin_start(&d.cfg, FG_SOURCE_DIR "/web", err, sizeof err) != FG_OK) {
         fg_log(FG_LOG_ERROR, "admin-error", "listen", d.cfg.listen_admin, "reason", err, NULL);
+        goto out;
+    }
+    d.links = fg_links_start(d.loop, &d.cfg, d.store, d.partners.v, d.partners.n, &d.gateway,
+                             err, sizeof err);
+    if (!d.links) {
+        fg_log(FG_LOG_ERROR, "listen-error", "reason", err, NULL);
         goto out;
     }
     struct fg_im_env env = {
@@ -354,30 +414,20 @@ int main(int argc, char **argv)
         .store = d.store,
         .loop = d.loop,
         .user_exists = user_exists,
+        .remote = remote,
         .ud = &d,
     };
     d.im = fg_im_new(&env);
     if (!d.im)
         goto out;
+    fg_links_set_im(d.links, d.im);
     d.clients = fg_clients_start(d.loop, &d.cfg, d.im, &d.users, err, sizeof err);
     if (!d.clients) {
         fg_log(FG_LOG_ERROR, "listen-error", "reason", err, NULL);
         goto out;
     }
-    /* the server-to-server listeners come with the federation work */
-    const char *pending[][2] = {{"s2s", d.cfg.listen_s2s}, {"s2s_tls", d.cfg.listen_s2s_tls}};
-    for (size_t i = 0; i < 2; i++)
-        if (pending[i][1])
-            fg_log(FG_LOG_WARN, "listener-unavailable", "listener", pending[i][0], "address",
-                   pending[i][1], "reason", "not built in this version", NULL);
-
     uv_timer_init(d.loop, &d.tick);
     d.tick.data = &d;
-    uv_signal_init(d.loop, &d.sigterm);
-    uv_signal_init(d.loop, &d.sigint);
-    d.sigterm.data = d.sigint.data = &d;
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_timer_start(&d.tick, on_tick, 0, TICK_MS);
     uv_run(d.loop, UV_RUN_DEFAULT);
     fg_admin_stop();
@@ -385,7 +435,12 @@ int main(int argc, char **argv)
     fg_log(FG_LOG_INFO, "daemon-stop", NULL);
     rc = 0;
 out:
-    if (d.im) { /* a failed start: nothing is connected yet */
+    if (d.signals_on || d.im || d.links) { /* a failed start: nothing is connected yet */
+        if (d.signals_on) {
+            uv_close((uv_handle_t *)&d.sigterm, NULL);
+            uv_close((uv_handle_t *)&d.sigint, NULL);
+        }
+        fg_links_stop(d.links, NULL, NULL);
         fg_im_free(d.im);
         uv_run(d.loop, UV_RUN_DEFAULT);
     }

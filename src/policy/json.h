@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "policy.h"
 
@@ -30,5 +31,15 @@ json_t *fg_warnings_to_json(const struct fg_verdict *v);
  * fields is NULL-terminated or NULL. */
 json_t *fg_error_to_json(const char *code, const char *rule, const char *message,
                          const char *const *fields);
+
+/* The document of `partner status --json` and GET /status (SPEC section 7) from the
+ * daemon's store meta values: heartbeat (RFC 3339, NULL when none) and links (the
+ * "status.links" document the daemon writes, NULL when none). partners: the configured
+ * ones in order; only (NULL = all) restricts to one domain. running is false when the
+ * heartbeat is older than 10 s at now (seconds since the epoch); streams are then
+ * empty, the last error and refused count stay. New reference. */
+json_t *fg_link_status_json(const char *heartbeat, const char *links,
+                            const struct fg_partner *partners, size_t n, const char *only,
+                            int64_t now);
 
 #endif
