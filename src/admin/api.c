@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "partners.h"
+#include "policy/json.h"
 #include "settings.h"
 #include "store/store.h"
 
@@ -521,18 +522,57 @@ static void metric(struct fg_buf *b, const char *name, const char *type, const c
     fg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* Per-partner series from the link status document: streams by state, refused stanzas.
+ * Partner domains are A-labels (LDH), safe as label values without escaping. */
+static void partner_metrics(struct fg_buf *b, json_t *doc)
+{
+    static const char *const states[] = {"connecting", "negotiating", "established", "closing"};
+    json_t *partners = json_object_get(doc, "partners"), *p;
+    size_t i;
+    fg_buf_puts(b, "# HELP fedgate_s2s_streams Server-to-server streams per partner and state.\n"
+                   "# TYPE fedgate_s2s_streams gauge\n");
+    json_array_foreach(partners, i, p) {
+        const char *d = json_string_value(json_object_get(p, "domain"));
+        json_t *streams = json_object_get(p, "streams"), *st;
+        for (size_t k = 0; d && k < sizeof states / sizeof states[0]; k++) {
+            size_t j, count = 0;
+            json_array_foreach(streams, j, st) {
+                const char *s = json_string_value(json_object_get(st, "state"));
+                count += s && strcmp(s, states[k]) == 0;
+            }
+            fg_buf_printf(b, "fedgate_s2s_streams{partner=\"%s\",state=\"%s\"} %zu\n", d,
+                          states[k], count);
+        }
+    }
+    fg_buf_puts(b, "# HELP fedgate_stanzas_refused_total Stanzas to or from a partner that were "
+                   "refused or bounced.\n# TYPE fedgate_stanzas_refused_total counter\n");
+    json_array_foreach(partners, i, p) {
+        const char *d = json_string_value(json_object_get(p, "domain"));
+        json_int_t n = json_integer_value(json_object_get(p, "refused_stanzas"));
+        if (d)
+            fg_buf_printf(b, "fedgate_stanzas_refused_total{partner=\"%s\"} %lld\n", d,
+                          (long long)n);
+    }
+}
+
 /* GET /metrics: Prometheus text format; only numbers this process really knows. */
 static void metrics(struct fg_admin_ctx *c, struct fg_admin_req *r)
 {
     struct fg_partner *all = NULL;
     size_t n = 0;
     int64_t rev = 0;
+    char *hb = NULL, *links = NULL;
     fg_admin_lock(c);
     int rc = fg_store_partner_list(c->st, &all, &n);
     if (rc == FG_OK)
         rc = fg_store_revision(c->st, &rev);
+    if (rc == FG_OK)
+        rc = fg_admin_status_meta(c, &hb, &links);
     fg_admin_unlock(c);
+    json_t *doc = rc == FG_OK ? fg_link_status_json(hb, links, all, n, NULL, fg_time_now()) : NULL;
     fg_store_partners_free(all, n);
+    fg_free(hb);
+    fg_free(links);
     if (rc != FG_OK) {
         fg_admin_reply_store_error(c, r, rc, "metrics");
         return;
@@ -560,6 +600,8 @@ static void metrics(struct fg_admin_ctx *c, struct fg_admin_req *r)
     metric(&r->text, "fedgate_config_revision", "gauge",
            "Configuration revision of the store (bumped by every committed change).",
            (unsigned long long)(rev < 0 ? 0 : rev));
+    partner_metrics(&r->text, doc);
+    json_decref(doc);
     r->text_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = MHD_HTTP_OK;
     r->ready = true;

@@ -307,7 +307,7 @@ void fg_admin_partner_delete(struct fg_admin_ctx *c, struct fg_admin_req *r)
 }
 
 /* The meta values the status document is built from (fg_link_status_json). Lock held. */
-static int status_meta(struct fg_admin_ctx *c, char **hb, char **links)
+int fg_admin_status_meta(struct fg_admin_ctx *c, char **hb, char **links)
 {
     int rc = fg_store_meta_get(c->st, "daemon.heartbeat", hb);
     if (rc == FG_ENOTFOUND)
@@ -328,7 +328,7 @@ void fg_admin_partner_status(struct fg_admin_ctx *c, struct fg_admin_req *r)
     int rc = fg_store_partner_get(c->st, d, &p);
     bool have = rc == FG_OK;
     if (rc == FG_OK)
-        rc = status_meta(c, &hb, &links);
+        rc = fg_admin_status_meta(c, &hb, &links);
     fg_admin_unlock(c);
     if (rc != FG_OK) {
         if (have)
@@ -355,7 +355,7 @@ void fg_admin_status(struct fg_admin_ctx *c, struct fg_admin_req *r)
     fg_admin_lock(c);
     int rc = fg_store_partner_list(c->st, &all, &n);
     if (rc == FG_OK)
-        rc = status_meta(c, &hb, &links);
+        rc = fg_admin_status_meta(c, &hb, &links);
     fg_admin_unlock(c);
     if (rc != FG_OK) {
         fg_store_partners_free(all, n);

@@ -16,4 +16,8 @@ void fg_admin_partner_delete(struct fg_admin_ctx *c, struct fg_admin_req *r);
 void fg_admin_partner_status(struct fg_admin_ctx *c, struct fg_admin_req *r);
 void fg_admin_status(struct fg_admin_ctx *c, struct fg_admin_req *r);
 
+/* The daemon's heartbeat and link status document from the store meta values (each set
+ * to NULL when absent; fg_free them). The caller holds the store lock. */
+int fg_admin_status_meta(struct fg_admin_ctx *c, char **hb, char **links);
+
 #endif

@@ -92,13 +92,25 @@ def test_metrics_readable_by_a_viewer_token(gate):
     r = c.get("/metrics", prefix="")
     assert r.status == 200
     assert r.header("Content-Type").startswith("text/plain")
-    names = {l.split()[0] for l in r.text.splitlines() if l and not l.startswith("#")}
-    assert names == {"fedgate_partners", "fedgate_admin_sessions", "fedgate_auth_failures_total",
-                     "fedgate_config_revision", "fedgate_c2s_connections", "fedgate_c2s_sessions",
-                     "fedgate_c2s_logins_total", "fedgate_c2s_auth_failures_total",
-                     "fedgate_stanzas_routed_total"}
+    names = {l.split()[0].split("{")[0] for l in r.text.splitlines()
+             if l and not l.startswith("#")}
+    base = {"fedgate_partners", "fedgate_admin_sessions", "fedgate_auth_failures_total",
+            "fedgate_config_revision", "fedgate_c2s_connections", "fedgate_c2s_sessions",
+            "fedgate_c2s_logins_total", "fedgate_c2s_auth_failures_total",
+            "fedgate_stanzas_routed_total"}
+    assert base <= names <= base | {"fedgate_s2s_streams", "fedgate_stanzas_refused_total"}
     for l in r.text.splitlines():
         if l.startswith("# TYPE"):
             assert l.split()[3] in ("gauge", "counter")
     n = len(gate.client("boss").get("/partners").json["partners"])
     assert f"fedgate_partners {n}" in r.text.splitlines()
+
+
+def test_metrics_per_partner_series(gate):
+    boss = gate.client("boss")
+    assert boss.post("/partners", {"domain": "metrics-partner.test"}).status == 201
+    c = gate.client(token=gate.token("vic", role="viewer")["secret"])
+    lines = c.get("/metrics", prefix="").text.splitlines()
+    for state in ("connecting", "negotiating", "established", "closing"):
+        assert f'fedgate_s2s_streams{{partner="metrics-partner.test",state="{state}"}} 0' in lines
+    assert 'fedgate_stanzas_refused_total{partner="metrics-partner.test"} 0' in lines
