@@ -11,6 +11,7 @@
 #include "net/conn.h"
 #include "net/dns.h"
 #include "net/tls.h"
+#include "policy/types.h"
 #include "store/store.h"
 #include "xmpp/certid.h"
 #include "xmpp/dialback.h"
@@ -705,6 +706,28 @@ static bool hosted(const struct fg_links *o, const char *d)
     return false;
 }
 
+/* Removes every <status/> child of a presence stanza (in its own namespace or none). */
+static void strip_status(struct fg_xml_node *st)
+{
+    struct fg_xml_node *prev = NULL, *c = st->children;
+    while (c) {
+        struct fg_xml_node *next = c->next;
+        if (c->type == FG_XML_ELEMENT && strcmp(c->name, "status") == 0 &&
+            (fg_xml_ns_eq(c->ns, st->ns) || fg_xml_ns_eq(c->ns, NULL))) {
+            if (prev)
+                prev->next = next;
+            else
+                st->children = next;
+            if (st->last_child == c)
+                st->last_child = prev;
+            c->next = NULL;
+        } else {
+            prev = c;
+        }
+        c = next;
+    }
+}
+
 int fg_links_remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena)
 {
     struct fg_links *o = ud;
@@ -721,6 +744,10 @@ int fg_links_remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena
         fg_im_bounce(o->im, stanza, arena, "not-allowed", text);
         return FG_OK;
     }
+    /* SPEC 4: status text reaches federated partners only; the type is read per stanza */
+    if (fg_policy_type_strips_status(p->type) && stanza->name &&
+        strcmp(stanza->name, "presence") == 0)
+        strip_status(stanza);
     /* one link per (local domain, partner): the pair may ride an existing one */
     struct link *k = NULL, *same = NULL;
     for (struct link *x = o->head; x; x = x->next) {
@@ -781,6 +808,44 @@ int fg_links_remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena
 }
 
 /* ---- inbound ---- */
+
+enum fg_im_verdict fg_links_inbound(void *ud, const struct fg_im_remote_info *info,
+                                    struct fg_xml_node *stanza)
+{
+    (void)stanza;
+    struct fg_links *o = ud;
+    char remote[FG_DOMAIN_MAX + 1];
+    if (!o || !jid_domain(info->remote_bare, remote, sizeof remote))
+        return FG_IM_ALLOW; /* the s2s layer checked the address already */
+    const struct fg_partner *p = lookup(o, remote);
+    /* the s2s layer refuses streams from non-partners; be strict if one slips through */
+    enum fg_ptype t = p ? p->type : FG_PT_PUBLIC_UNVERIFIED;
+    enum fg_pkind kind = info->kind == FG_IM_MESSAGE        ? FG_PK_MESSAGE
+                         : info->kind == FG_IM_IQ           ? FG_PK_IQ
+                         : info->kind == FG_IM_SUBSCRIPTION ? FG_PK_SUBSCRIPTION
+                                                            : FG_PK_PRESENCE;
+    enum fg_pverdict v =
+        fg_policy_type_decide(t, kind, info->type, info->in_roster, info->pre_approved);
+    switch (v) {
+    case FG_PV_AUTO_APPROVE:
+        return FG_IM_AUTO_APPROVE;
+    case FG_PV_REFUSE: {
+        char key[FG_DOMAIN_MAX + 1];
+        snprintf(key, sizeof key, "%s", p ? p->domain : remote);
+        static const char *const kinds[] = {"message", "presence", "subscription", "iq"};
+        /* never the body: answered as for a nonexistent user, the reason is logged here */
+        fg_log(FG_LOG_INFO, "s2s-refused-stanza", "partner", key, "rule", "partner-type",
+               "partner_type", fg_ptype_name(t), "kind", kinds[kind], "type",
+               info->type && *info->type ? info->type : "-", "from", info->remote_bare, "to",
+               info->local_bare, "reason", "the local user has not added this contact", NULL);
+        count_refused(o, key);
+        return FG_IM_REFUSE;
+    }
+    case FG_PV_ALLOW:
+    default:
+        return FG_IM_ALLOW;
+    }
+}
 
 static void accept_s2s(struct fg_links *o, struct fg_conn *conn, bool direct_tls)
 {

@@ -24,6 +24,11 @@ struct fg_links *fg_links_start(uv_loop_t *loop, const struct fg_config *cfg, st
 void fg_links_set_im(struct fg_links *l, struct fg_im *im);
 /* env->remote hook of the IM layer: ud is the struct fg_links. */
 int fg_links_remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena);
+/* env->inbound hook of the IM layer (SPEC section 4): the partner type of the sender's
+ * domain, read at each stanza, decides; refusals are logged (without the body) and
+ * counted in the partner's refused_stanzas. ud is the struct fg_links. */
+enum fg_im_verdict fg_links_inbound(void *ud, const struct fg_im_remote_info *info,
+                                    struct fg_xml_node *stanza);
 /* A new partner list and gateway settings (borrowed): every stream is rechecked. */
 void fg_links_set_policy(struct fg_links *l, const struct fg_partner *partners, size_t n,
                          const struct fg_gateway *gateway);

@@ -247,6 +247,13 @@ static int remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena)
     return d->links ? fg_links_remote(d->links, stanza, arena) : FG_EIO;
 }
 
+static enum fg_im_verdict inbound(void *ud, const struct fg_im_remote_info *info,
+                                  struct fg_xml_node *stanza)
+{
+    struct daemon *d = ud;
+    return d->links ? fg_links_inbound(d->links, info, stanza) : FG_IM_ALLOW;
+}
+
 static bool tls_listener_on(const struct fg_config *c)
 {
     return c->listen_c2s || c->listen_c2s_tls || c->listen_s2s || c->listen_s2s_tls;
@@ -415,6 +422,7 @@ int main(int argc, char **argv)
         .loop = d.loop,
         .user_exists = user_exists,
         .remote = remote,
+        .inbound = inbound,
         .ud = &d,
     };
     d.im = fg_im_new(&env);
