@@ -524,7 +524,7 @@ static void metric(struct fg_buf *b, const char *name, const char *type, const c
 
 /* Per-partner series from the link status document: streams by state, refused stanzas.
  * Partner domains are A-labels (LDH), safe as label values without escaping. */
-static void partner_metrics(struct fg_buf *b, json_t *doc)
+static void partner_metrics(struct fg_buf *b, json_t *doc, json_t *raw)
 {
     static const char *const states[] = {"connecting", "negotiating", "established", "closing"};
     json_t *partners = json_object_get(doc, "partners"), *p;
@@ -543,6 +543,18 @@ static void partner_metrics(struct fg_buf *b, json_t *doc)
             fg_buf_printf(b, "fedgate_s2s_streams{partner=\"%s\",state=\"%s\"} %zu\n", d,
                           states[k], count);
         }
+    }
+    /* routed counts live only in the daemon's stored document, keyed by partner */
+    json_t *counts = json_object_get(raw, "partners");
+    fg_buf_puts(b, "# HELP fedgate_s2s_stanzas_routed_total Stanzas carried to or from a "
+                   "partner over its links.\n# TYPE fedgate_s2s_stanzas_routed_total counter\n");
+    json_array_foreach(partners, i, p) {
+        const char *d = json_string_value(json_object_get(p, "domain"));
+        json_t *e = d ? json_object_get(counts, d) : NULL;
+        json_int_t n = json_integer_value(json_object_get(e, "routed_stanzas"));
+        if (d)
+            fg_buf_printf(b, "fedgate_s2s_stanzas_routed_total{partner=\"%s\"} %lld\n", d,
+                          (long long)n);
     }
     fg_buf_puts(b, "# HELP fedgate_stanzas_refused_total Stanzas to or from a partner that were "
                    "refused or bounced.\n# TYPE fedgate_stanzas_refused_total counter\n");
@@ -570,10 +582,12 @@ static void metrics(struct fg_admin_ctx *c, struct fg_admin_req *r)
         rc = fg_admin_status_meta(c, &hb, &links);
     fg_admin_unlock(c);
     json_t *doc = rc == FG_OK ? fg_link_status_json(hb, links, all, n, NULL, fg_time_now()) : NULL;
+    json_t *raw = links ? json_loads(links, 0, NULL) : NULL;
     fg_store_partners_free(all, n);
     fg_free(hb);
     fg_free(links);
     if (rc != FG_OK) {
+        json_decref(raw);
         fg_admin_reply_store_error(c, r, rc, "metrics");
         return;
     }
@@ -600,8 +614,9 @@ static void metrics(struct fg_admin_ctx *c, struct fg_admin_req *r)
     metric(&r->text, "fedgate_config_revision", "gauge",
            "Configuration revision of the store (bumped by every committed change).",
            (unsigned long long)(rev < 0 ? 0 : rev));
-    partner_metrics(&r->text, doc);
+    partner_metrics(&r->text, doc, raw);
     json_decref(doc);
+    json_decref(raw);
     r->text_type = "text/plain; version=0.0.4; charset=utf-8";
     r->status = MHD_HTTP_OK;
     r->ready = true;

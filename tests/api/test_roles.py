@@ -98,7 +98,8 @@ def test_metrics_readable_by_a_viewer_token(gate):
             "fedgate_config_revision", "fedgate_c2s_connections", "fedgate_c2s_sessions",
             "fedgate_c2s_logins_total", "fedgate_c2s_auth_failures_total",
             "fedgate_stanzas_routed_total"}
-    assert base <= names <= base | {"fedgate_s2s_streams", "fedgate_stanzas_refused_total"}
+    assert base <= names <= base | {"fedgate_s2s_streams", "fedgate_stanzas_refused_total",
+                                    "fedgate_s2s_stanzas_routed_total"}
     for l in r.text.splitlines():
         if l.startswith("# TYPE"):
             assert l.split()[3] in ("gauge", "counter")
@@ -114,3 +115,4 @@ def test_metrics_per_partner_series(gate):
     for state in ("connecting", "negotiating", "established", "closing"):
         assert f'fedgate_s2s_streams{{partner="metrics-partner.test",state="{state}"}} 0' in lines
     assert 'fedgate_stanzas_refused_total{partner="metrics-partner.test"} 0' in lines
+    assert 'fedgate_s2s_stanzas_routed_total{partner="metrics-partner.test"} 0' in lines

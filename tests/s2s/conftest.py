@@ -115,7 +115,7 @@ class Node:
             f"[server]\ndomains = {domain}\nstore = sqlite:{self.db}\nstate_dir = {d}\n"
             f"log_level = debug\n"
             f"[listen]\nc2s = {self.host}:5222\nc2s_tls = {self.host}:5223\n"
-            f"s2s = {self.host}:5269\ns2s_tls = off\nadmin = off\n"
+            f"s2s = {self.host}:5269\ns2s_tls = off\nadmin = {self.host}:5280\n"
             f"[tls]\ncert_dir = {pki}\nca_file = {pki / 'ca.crt'}\n"
             f"[dns]\nresolver = {resolver}\n")
 

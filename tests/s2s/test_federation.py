@@ -2,8 +2,10 @@
 EXTERNAL (XEP-0178) and over dialback with TLS (XEP-0220), link status as SPEC section 7
 describes it, refusals of an unlisted domain and of a domain that is not a partner
 (SPEC section 3)."""
+import re
 import socket
 import time
+import urllib.request
 
 PW = {u: f"pw-{u}-Secret" for u in ("alice", "bob", "carol")}
 
@@ -155,3 +157,27 @@ def test_unreachable_partner_bounces_and_is_reported(nodes, xmpp):
     assert p["last_error"]["message"] and p["last_error"]["fix"]
     assert p["refused_stanzas"] >= 1
     assert p["streams"] == []
+
+
+def test_metrics_count_stanzas_per_partner(nodes, xmpp):
+    """GET /metrics on a.test counts the stanzas carried to and from partner b.test."""
+    a, b = nodes
+
+    def routed():
+        req = urllib.request.Request(f"http://{a.host}:5280/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+        text = urllib.request.urlopen(req, timeout=10).read().decode()
+        m = re.search(r'^fedgate_s2s_stanzas_routed_total\{partner="b\.test"\} (\d+)$', text,
+                      re.M)
+        assert m, text
+        return int(m.group(1))
+
+    a.ok("admin", "add", "mon", "--role", "viewer", "--password-file", "-",
+         input="Monitor-pw-12345\n")
+    token = a.ok("admin", "token", "mon").strip()
+    before = routed()
+    exchange(xmpp, a, b, "alice", "alice", "metrics")
+    deadline = time.monotonic() + 5   # the daemon writes link status every second
+    while routed() < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert routed() >= before + 2   # one message out, one in
