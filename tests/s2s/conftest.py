@@ -24,9 +24,12 @@ CTL = BUILD_DIR / "fedgatectl"
 DAEMON = BUILD_DIR / "fedgated"
 MAKE_PKI = HERE.parent / "pki" / "make-pki"
 UNBOUND = HERE.parent / "dns" / "unbound-test"
-DNS_PORT = 5371
-HOSTS = {"a.test": "127.0.0.71", "b.test": "127.0.0.72", "c.test": "127.0.0.73",
-         "d.test": "127.0.0.74", "p.test": "127.0.0.75"}
+# FG_S2S_NET / FG_S2S_DNS_PORT move the whole suite to other loopback addresses, so that two
+# copies can run side by side while developing (CI uses the defaults)
+NET = os.environ.get("FG_S2S_NET", "127.0.0")
+DNS_PORT = int(os.environ.get("FG_S2S_DNS_PORT", "5371"))
+HOSTS = {"a.test": f"{NET}.71", "b.test": f"{NET}.72", "c.test": f"{NET}.73",
+         "d.test": f"{NET}.74", "p.test": f"{NET}.75"}
 # c.test: unlisted; d.test: a partner nobody serves; p.test: Prosody (test_prosody.py)
 TEST_TIMEOUT = 120
 _SELF = sys.modules[__name__]  # taken at import, while the name still means this file

@@ -77,11 +77,11 @@ def test_not_a_partner_is_not_allowed_at_once(nodes, xmpp):
     xmpp.run(run(), 30)
 
 
-def test_unlisted_domain_refused(nodes):
+def test_unlisted_domain_refused(kit, nodes):
     a, _ = nodes
     s = socket.socket()
     s.settimeout(10)
-    s.bind(("127.0.0.73", 0))
+    s.bind((kit.HOSTS["c.test"], 0))
     s.connect((a.host, 5269))
     s.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
               b"xmlns:stream='http://etherx.jabber.org/streams' "
