@@ -50,6 +50,7 @@ struct link {
     struct fg_conn *conn;
     struct fg_s2s *s2s;
     bool closing, connected, direct_tls, authed;
+    bool admitted; /* inbound: counted against the connection limits (pkey is set) */
     char local[FG_DOMAIN_MAX + 1], remote[FG_DOMAIN_MAX + 1];
     char pkey[FG_DOMAIN_MAX + 1]; /* the partner's primary domain (status key) */
     char why[256];
@@ -192,6 +193,54 @@ static void count_routed(struct fg_links *o, const char *key)
     o->dirty = true;
 }
 
+/* ---- connection limits (SPEC section 5) ---- */
+
+/* Streams that count against the limits: every live outbound one (verify-only included),
+ * inbound ones once admitted; only those of partner pkey unless pkey is NULL. */
+static size_t count_streams(const struct fg_links *o, const char *pkey)
+{
+    size_t n = 0;
+    for (const struct link *k = o->head; k; k = k->next) {
+        if (k->closing || (k->kind == K_IN && !k->admitted))
+            continue;
+        if (!pkey || strcmp(k->pkey, pkey) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* NULL when one more stream with partner p fits both limits; else the stream error
+ * condition that refuses it, with the reason and the fix written out. */
+static const char *over_limit(const struct fg_links *o, const struct fg_partner *p, char *reason,
+                              size_t rlen, char *fix, size_t flen)
+{
+    size_t all = count_streams(o, NULL);
+    if (all >= (size_t)o->gateway.connection_limit) {
+        snprintf(reason, rlen, "the gateway already has %zu s2s streams, its connection_limit",
+                 all);
+        snprintf(fix, flen, "raise it with fedgatectl gateway set --connection-limit N");
+        return "resource-constraint";
+    }
+    long lim = p->connection_limit > 0 ? p->connection_limit : o->gateway.partner_connection_limit;
+    size_t mine = count_streams(o, p->domain);
+    if (mine >= (size_t)lim) {
+        snprintf(reason, rlen, "%s already has %zu s2s streams, its connection limit (%s)",
+                 p->domain, mine,
+                 p->connection_limit > 0 ? "partner connection_limit"
+                                         : "gateway partner_connection_limit");
+        if (p->connection_limit > 0)
+            snprintf(fix, flen, "raise it with fedgatectl partner set %s --connection-limit N",
+                     p->domain);
+        else
+            snprintf(fix, flen,
+                     "raise it with fedgatectl partner set %s --connection-limit N, or "
+                     "fedgatectl gateway set --partner-connection-limit N",
+                     p->domain);
+        return "policy-violation";
+    }
+    return NULL;
+}
+
 /* ---- links ---- */
 
 static struct link *link_new(struct fg_links *o, enum kind kind)
@@ -325,6 +374,18 @@ static void io_close(void *ud)
         k->closing = true;
         fg_conn_close(k->conn);
     }
+}
+
+static const char *io_admit(void *ud, const struct fg_partner *p, char *reason, size_t rlen,
+                            char *fix, size_t flen)
+{
+    struct link *k = ud;
+    const char *cond = over_limit(k->owner, p, reason, rlen, fix, flen);
+    if (!cond) {
+        snprintf(k->pkey, sizeof k->pkey, "%s", p->domain);
+        k->admitted = true;
+    }
+    return cond;
 }
 
 static const struct fg_partner *io_lookup(void *ud, const char *domain)
@@ -521,6 +582,7 @@ static struct fg_s2s_io make_io(struct link *k)
         .refused = io_refused,
         .pair_failed = io_pair_failed,
         .verify_result = io_verify_result,
+        .admit = io_admit,
     };
 }
 
@@ -795,6 +857,15 @@ int fg_links_remote(void *ud, struct fg_xml_node *stanza, struct fg_arena *arena
             count_refused(o, p->domain);
             fg_im_bounce(o->im, stanza, arena, "remote-server-not-found",
                          s->has_error ? s->message : "the remote server was not reachable");
+            return FG_OK;
+        }
+        char reason[256], fix[256];
+        if (over_limit(o, p, reason, sizeof reason, fix, sizeof fix)) {
+            fg_log(FG_LOG_WARN, "s2s-refused", "dir", "out", "remote", remote, "rule",
+                   "connection-limit", "reason", reason, "fix", fix, NULL);
+            record_error(o, p->domain, "connection-limit", reason, fix);
+            count_refused(o, p->domain);
+            fg_im_bounce(o->im, stanza, arena, "resource-constraint", reason);
             return FG_OK;
         }
         k = out_link_new(o, K_OUT, local, remote, p);

@@ -76,6 +76,7 @@ struct fg_s2s {
     bool sasl_done; /* EXTERNAL succeeded: the next header is the restart */
     bool starttls_offered, ext_offered, sasl_wait;
     bool have_partner;
+    bool admitted; /* inbound: counted against the connection limits */
     bool local_cert;
     bool peer_dialback, peer_db_errors;
     bool tls_done; /* outbound: TLS settled, db:verify may go */
@@ -525,6 +526,25 @@ static void fail_out(struct fg_s2s *s, const char *rule, const char *bounce, con
     end_stream(s, cond, NULL);
 }
 
+/* Inbound: counts the stream against p's connection limits, once (io->admit); false
+ * when refused, explained and the stream ended. */
+static bool admit(struct fg_s2s *s, const struct fg_partner *p, const char *remote)
+{
+    if (s->dir != FG_S2S_IN || s->admitted || !s->io.admit) {
+        s->admitted = true;
+        return true;
+    }
+    char reason[TEXT_MAX] = "", fix[TEXT_MAX] = "";
+    const char *cond = s->io.admit(s->io.ud, p, reason, sizeof reason, fix, sizeof fix);
+    if (!cond) {
+        s->admitted = true;
+        return true;
+    }
+    refuse(s, remote, "connection-limit", reason, fix);
+    end_stream(s, cond, reason);
+    return false;
+}
+
 /* ---- construction ---- */
 
 static void on_header(void *ud, const struct fg_xml_header *h);
@@ -769,6 +789,8 @@ static void in_header(struct fg_s2s *s, const struct fg_xml_header *h)
             return;
         }
         set_partner(s, p);
+        if (!admit(s, p, s->remote))
+            return;
         if (s->tls && !fg_policy_tls_allowed(p)) {
             char reason[TEXT_MAX], fix[TEXT_MAX];
             textf(reason, sizeof reason, "%s connected with TLS but TLS is not-supported for %s",
@@ -954,6 +976,8 @@ static void db_result_in(struct fg_s2s *s, const struct fg_xml_node *n)
         db_error(s, "result", t, f, NULL, "policy-violation");
         return;
     }
+    if (!admit(s, p, f))
+        return;
     bool other = s->have_partner && strcmp(p->domain, s->partner.domain) != 0;
     bool first = valid_pairs(s) == 0;
     const char *why = NULL;

@@ -181,6 +181,12 @@ struct fg_s2s_io {
      * a dialback error or the stream ended first, TIMEOUT after the establishment time). */
     void (*verify_result)(void *ud, const char *from, const char *to, const char *id,
                           enum fg_s2s_verdict v);
+    /* Inbound, once per stream, when its partner p is first known: may the stream count
+     * against the connection limits (SPEC section 5)? NULL: yes. Else the stream error
+     * condition to close it with ("policy-violation", "resource-constraint"), with reason
+     * and fix written for the refusal (rule "connection-limit"). NULL callback: always. */
+    const char *(*admit)(void *ud, const struct fg_partner *p, char *reason, size_t reason_len,
+                         char *fix, size_t fix_len);
 };
 
 struct fg_s2s;

@@ -100,6 +100,9 @@ struct side {
     char vr_from[256], vr_to[256], vr_id[300];
     enum fg_s2s_verdict vres;
     size_t split; /* 0: whole; k: feed in pieces of k bytes */
+    const char *admit_cond; /* what io_admit answers (NULL: admitted) */
+    int nadmit;
+    char admit_partner[256];
 };
 
 static void io_send(void *ud, const char *d, size_t n)
@@ -219,7 +222,21 @@ static void io_verify_result(void *ud, const char *from, const char *to, const c
     h->vres = v;
 }
 
+static const char *io_admit(void *ud, const struct fg_partner *p, char *reason, size_t rlen,
+                            char *fix, size_t flen)
+{
+    struct side *h = ud;
+    h->nadmit++;
+    snprintf(h->admit_partner, sizeof h->admit_partner, "%s", p->domain);
+    if (h->admit_cond) {
+        snprintf(reason, rlen, "%s already has 1 s2s streams, its connection limit", p->domain);
+        snprintf(fix, flen, "raise it");
+    }
+    return h->admit_cond;
+}
+
 static const struct fg_s2s_io io_tmpl = {
+    .admit = io_admit,
     .send = io_send,
     .start_tls = io_start_tls,
     .close = io_close,
@@ -739,6 +756,58 @@ static void test_unlisted_domain(void **state)
     assert_string_equal(h.refused_remote, "x.test");
     assert_string_equal(h.reason, "domain is not a partner");
     assert_string_equal(h.fix, "fedgatectl partner new x.test");
+    side_free(&h);
+}
+
+/* SPEC 5: a stream over the connection limit is refused with the condition the glue
+ * gives, explained with rule connection-limit; the limit is asked once per stream. */
+static void test_connection_limit(void **state)
+{
+    (void)state;
+    struct side h;
+    side_init(&h, secret_a);
+    h.parts[0] = partner_b(REQ, OPT, true);
+    h.admit_cond = "policy-violation";
+    in_new(&h, hosted_a, false);
+    feed(&h, IN_HDR("b2.test"));
+    const char *o = take(&h);
+    assert_true(has(o, STREAM_ERR("policy-violation")));
+    assert_true(has(o, "b.test already has 1 s2s streams"));
+    assert_false(strstr(o, "<stream:features"));
+    assert_int_equal(h.closed, 1);
+    assert_int_equal(h.nadmit, 1);
+    assert_string_equal(h.admit_partner, "b.test");
+    assert_string_equal(h.rule, "connection-limit");
+    assert_string_equal(h.refused_remote, "b2.test");
+    assert_string_equal(h.fix, "raise it");
+    side_free(&h);
+
+    /* admitted: asked once, not again for the header after TLS */
+    side_init(&h, secret_a);
+    h.parts[0] = partner_b(REQ, OPT, true);
+    in_new(&h, hosted_a, false);
+    feed(&h, IN_HDR("b.test"));
+    in_starttls(&h, IN_HDR("b.test"));
+    assert_true(has(take(&h), "<stream:features"));
+    assert_int_equal(h.nadmit, 1);
+    assert_int_equal(h.nrefused, 0);
+    side_free(&h);
+
+    /* a header without 'from': the partner is first known at db:result */
+    side_init(&h, secret_a);
+    h.parts[0] = partner_b(REQ, OPT, true);
+    h.admit_cond = "resource-constraint";
+    in_new(&h, hosted_a, false);
+    feed(&h, IN_HDR_NOFROM);
+    in_starttls(&h, IN_HDR_NOFROM);
+    take(&h);
+    assert_int_equal(h.nadmit, 0);
+    db_request(&h, "b.test", "a.test");
+    assert_true(has(take(&h), STREAM_ERR("resource-constraint")));
+    assert_int_equal(h.nadmit, 1);
+    assert_int_equal(h.nverify, 0);
+    assert_int_equal(h.closed, 1);
+    assert_string_equal(h.rule, "connection-limit");
     side_free(&h);
 }
 
@@ -2227,6 +2296,7 @@ int main(void)
         cmocka_unit_test(test_matrix_inbound),
         cmocka_unit_test(test_matrix_outbound),
         cmocka_unit_test(test_unlisted_domain),
+        cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_header_checks),
         cmocka_unit_test(test_no_from_only_starttls),
         cmocka_unit_test(test_invalid_from_after_tls),
