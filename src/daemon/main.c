@@ -42,6 +42,7 @@ struct daemon {
     bool stopping;
     bool signals_on; /* the signal handles are open */
     unsigned ticks;
+    uint64_t last_refresh_ms; /* subscription_refresh_interval: the last probe round */
     /* owned by the worker while work_busy */
     struct fg_store *store;
     int64_t revision;
@@ -185,6 +186,14 @@ static void on_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
     d->ticks++;
+    uint64_t now = fg_time_mono_ms();
+    if (!d->stopping && d->im &&
+        now - d->last_refresh_ms >= (uint64_t)d->gateway.subscription_refresh_interval * 1000) {
+        d->last_refresh_ms = now;
+        char n[24];
+        snprintf(n, sizeof n, "%zu", fg_im_refresh_probes(d->im));
+        fg_log(FG_LOG_DEBUG, "presence-refresh", "probes", n, NULL);
+    }
     if (d->work_busy || d->stopping)
         return;
     d->work_busy = true;
@@ -434,6 +443,7 @@ int main(int argc, char **argv)
         fg_log(FG_LOG_ERROR, "listen-error", "reason", err, NULL);
         goto out;
     }
+    d.last_refresh_ms = fg_time_mono_ms(); /* users probe at login; the first round later */
     uv_timer_init(d.loop, &d.tick);
     d.tick.data = &d;
     uv_timer_start(&d.tick, on_tick, 0, TICK_MS);

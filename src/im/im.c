@@ -915,6 +915,56 @@ static void initial_probes(struct fg_im *im, struct fg_im_session *s)
     fg_arena_free(tmp);
 }
 
+size_t fg_im_refresh_probes(struct fg_im *im)
+{
+    if (!im)
+        return 0;
+    /* Targets copied first: a probe refused at once bounces back into the router. */
+    struct fg_arena *tmp = fg_arena_new(0);
+    const char **from = NULL, **to = NULL;
+    size_t n = 0, cap = 0, pos = 0;
+    void *v;
+    while (fg_hash_next(&im->users, &pos, NULL, &v)) {
+        struct im_user *u = v;
+        bool online = false;
+        for (struct fg_im_session *s = u->sessions; s && !online; s = s->next)
+            online = s->available;
+        if (!online)
+            continue;
+        size_t ip = 0;
+        void *iv;
+        while (fg_hash_next(&u->items, &ip, NULL, &iv)) {
+            struct im_item *it = iv;
+            const char *at = strchr(it->jid, '@');
+            const char *dom = at ? at + 1 : it->jid;
+            if (!fg_im_sub_has_to(it->state) ||
+                fg_im__hosted(im, dom, strlen(it->jid) - (size_t)(dom - it->jid)))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                const char **nf = fg_arena_alloc(tmp, cap * sizeof *nf);
+                const char **nt = fg_arena_alloc(tmp, cap * sizeof *nt);
+                if (n) {
+                    memcpy(nf, from, n * sizeof *nf);
+                    memcpy(nt, to, n * sizeof *nt);
+                }
+                from = nf;
+                to = nt;
+            }
+            from[n] = fg_arena_strdup(tmp, u->jid);
+            to[n++] = fg_arena_strdup(tmp, it->jid);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct fg_arena *a;
+        struct fg_xml_node *p = fg_im__presence(&a, from[i], to[i], "probe");
+        if (remote_send(im, p, a) != 0)
+            fg_arena_free(a);
+    }
+    fg_arena_free(tmp);
+    return n;
+}
+
 static void presence_available(struct fg_im *im, struct fg_im_session *s, struct fg_xml_node *st,
                                struct fg_arena *arena)
 {

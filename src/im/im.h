@@ -84,6 +84,12 @@ struct fg_im *fg_im_new(const struct fg_im_env *env);
  * (the writer's handle closes). NULL is allowed. */
 void fg_im_free(struct fg_im *im);
 
+/* SPEC section 5, subscription_refresh_interval: probes again, on behalf of every user
+ * with an available resource, each contact at a remote domain the user is subscribed to
+ * (subscription to or both), so that presence lost with a dropped link comes back. The
+ * answers reach the user's resources as any presence does. Returns the probes sent. */
+size_t fg_im_refresh_probes(struct fg_im *im);
+
 /* Blocks until every store job has finished and its completion (offline delivery,
  * error logs) has run. For shutdown and tests. */
 void fg_im_flush(struct fg_im *im);

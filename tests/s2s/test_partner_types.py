@@ -16,7 +16,7 @@ from slixmpp.xmlstream import ET
 TYPES = ("federated", "public-verified", "public-unverified")
 SHORT = {"federated": "f", "public-verified": "v", "public-unverified": "u"}
 # per type: s = subscriptions, m = messages, t = status text; p/q: pre-approval (unverified)
-USERS = [f"{k}{s}" for k in ("s", "m", "t") for s in SHORT.values()] + ["p", "q", "chg"]
+USERS = [f"{k}{s}" for k in ("s", "m", "t") for s in SHORT.values()] + ["p", "q", "chg", "ul"]
 PW = "pw-Types-Secret"
 NS_CLIENT = "{jabber:client}"
 NS_ROSTER = "{jabber:iq:roster}"
@@ -324,3 +324,54 @@ def test_type_change_applies_to_the_next_stanza(nodes, xmpp):
         # the same streams, established since before the changes
         assert established(a) == links, (links, a.status("b.test"))
     xmpp.run(run(), 100)
+
+
+# ---- unlisted domains -------------------------------------------------------------------
+
+def wait_loaded(a, marker, timeout=10):
+    deadline = time.monotonic() + timeout
+    while marker not in a.log():
+        assert time.monotonic() < deadline, f"not loaded: {marker}\n{a.log()[-2000:]}"
+        time.sleep(0.1)
+
+
+def test_unlisted_domain_gets_the_rules_of_its_type(nodes, xmpp):
+    """SPEC 5: with unlisted_domains = public-unverified, a domain that is not a partner
+    federates under that type: a message from a contact the local user has not added is
+    answered as for a nonexistent user, and status text is stripped. Runs last: it
+    removes the partner b.test from a.test."""
+    a, b = nodes
+    a.ok("gateway", "set", "--unlisted-domains", "public-unverified")
+    wait_loaded(a, "gateway=unlisted_domains value=public-unverified")
+    a.ok("partner", "remove", "b.test")
+    wait_loaded(a, "partner=b.test change=removed")
+    A, B = "ul@a.test", "ul@b.test"
+
+    async def run():
+        ca = await login(xmpp, a, "ul")
+        cb = await login(xmpp, b, "ul")
+        cb.send_message(mto=A, mbody="from an unlisted domain", mtype="chat")
+        e1 = await cb.wait_message(mtype="error", timeout=LINK_WAIT)
+        cb.send_message(mto="nobody-here@a.test", mbody="x", mtype="chat")
+        e2 = await cb.wait_message(mtype="error", timeout=10)
+        assert error_element(e1) == error_element(e2), (str(e1), str(e2))
+        assert [c.tag for c in e1.xml.find(NS_CLIENT + "error")] == \
+            ["{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable"]
+        await quiet(ca, "message", lambda s: True, 1)
+        line = next((l for l in a.log().splitlines() if "event=s2s-refused-stanza" in l
+                     and f"from={B}" in l), None)
+        assert line and "partner_type=public-unverified" in line, a.log()[-3000:]
+        # local users may always subscribe (b.test, to which a.test is federated, approves
+        # automatically)
+        ca.send_presence(pto=B, ptype="subscribe")
+        await ca.wait("roster_push", roster_item(B, subscription="to"), what="push to",
+                      timeout=LINK_WAIT)
+        # now that she has added him, his messages arrive
+        cb.send_message(mto=A, mbody="now added", mtype="chat")
+        await ca.wait_message(body="now added", timeout=10)
+        # her presence with status text reaches him without the text, the rest kept
+        ca.send_presence(pstatus="in a meeting 51c2", pshow="dnd", pto=B)
+        p = await cb.wait("presence", lambda s: s["from"].bare == A and s["show"] == "dnd",
+                          timeout=10)
+        assert p.xml.find(NS_CLIENT + "status") is None, str(p)
+    xmpp.run(run(), 90)

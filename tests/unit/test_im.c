@@ -1187,6 +1187,51 @@ static void t_remote_contacts(void **state)
                        "to='friar@b.test'/>");
 }
 
+/* SPEC 5, subscription_refresh_interval: a probe round asks again for the presence of
+ * every remote contact an online user is subscribed to, and nothing else. */
+static void t_refresh_probes(void **state)
+{
+    struct fx *f = *state;
+    struct fake *j = bind_res(f, "juliet@a.test", "balcony");
+    sendf(j, "<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>");
+    /* friar@b.test: she is subscribed to him (subscription 'to') */
+    sendf(j, "<presence type='subscribe' to='friar@b.test'/>");
+    remotef(f, "<presence from='friar@b.test' to='juliet@a.test' type='subscribed'/>");
+    /* abbot@b.test: he is subscribed to her only (subscription 'from') */
+    remotef(f, "<presence from='abbot@b.test' to='juliet@a.test' type='subscribe'/>");
+    sendf(j, "<presence type='subscribed' to='abbot@b.test'/>");
+    /* nurse@c.test: asked, not answered (subscription 'none', ask) */
+    sendf(j, "<presence type='subscribe' to='nurse@c.test'/>");
+    remote_got(f);
+    got(j);
+    /* not available yet: nothing to refresh for her */
+    assert_int_equal(fg_im_refresh_probes(f->im), 0);
+    EMPTY(remote_got(f));
+    sendf(j, "<presence/>");
+    remote_got(f);
+    got(j);
+    assert_int_equal(fg_im_refresh_probes(f->im), 1);
+    const char *h = remote_got(f);
+    HAS(h, "<presence from='juliet@a.test' to='friar@b.test' type='probe'/>");
+    assert_null(strstr(h, "abbot@b.test"));
+    assert_null(strstr(h, "nurse@c.test"));
+    assert_int_equal(f->nremote, 0); /* remote_got reset it after one probe */
+    /* his answer reaches her as any presence does */
+    remotef(f, "<presence from='friar@b.test/cell' to='juliet@a.test'><show>away</show>"
+               "</presence>");
+    HAS(got(j), "<show>away</show>");
+    /* a probe the hook does not take is dropped (the daemon's hook bounces itself) */
+    f->remote_ret = -1;
+    assert_int_equal(fg_im_refresh_probes(f->im), 1);
+    EMPTY(remote_got(f));
+    f->remote_ret = 0;
+    /* once she is gone, nothing more */
+    logout(f, j);
+    remote_got(f);
+    assert_int_equal(fg_im_refresh_probes(f->im), 0);
+    EMPTY(remote_got(f));
+}
+
 static void t_policy_hook(void **state)
 {
     struct fx *f = *state;
@@ -1202,7 +1247,7 @@ static void t_policy_hook(void **state)
     f->verdict = FG_IM_REFUSE;
     remotef(f, "<message from='eve@b.test/x' to='juliet@a.test' id='r1'><body>x</body></message>");
     EMPTY(got(j));
-    char a[4096], b[4096];
+    static char a[65536], b[65536];
     snprintf(a, sizeof a, "%s", remote_got(f));
     HAS(a, "service-unavailable");
     assert_int_equal(f->last_info.kind, FG_IM_MESSAGE);
@@ -1280,6 +1325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_disco_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(t_remote, setup, teardown),
         cmocka_unit_test_setup_teardown(t_remote_contacts, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_refresh_probes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_policy_hook, setup, teardown),
         cmocka_unit_test(t_no_store),
     };
