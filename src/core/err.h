@@ -18,4 +18,9 @@ enum fg_err {
 /* A short English name for an error code ("not found"), never NULL. */
 const char *fg_strerror(int err);
 
+#include <stddef.h>
+/* Writes a message for people to err when there is one (err NULL or errlen 0: nothing);
+ * always NUL-terminated, cut when it does not fit. */
+void fg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

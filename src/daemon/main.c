@@ -86,8 +86,7 @@ static void work_run(uv_work_t *w)
         fg_time_rfc3339(fg_time_now(), ts, sizeof ts);
         d->work_err = fg_store_meta_set(d->store, "daemon.heartbeat", ts);
         if (d->work_err != FG_OK) {
-            snprintf(d->work_msg, sizeof d->work_msg, "heartbeat: %s",
-                     fg_store_error(d->store));
+            snprintf(d->work_msg, sizeof d->work_msg, "heartbeat: %s", fg_store_error(d->store));
             return;
         }
     }
@@ -96,8 +95,7 @@ static void work_run(uv_work_t *w)
         fg_free(d->status_doc);
         d->status_doc = NULL;
         if (d->work_err != FG_OK) {
-            snprintf(d->work_msg, sizeof d->work_msg, "link status: %s",
-                     fg_store_error(d->store));
+            snprintf(d->work_msg, sizeof d->work_msg, "link status: %s", fg_store_error(d->store));
             return;
         }
     }
@@ -137,8 +135,8 @@ static void log_changes(struct daemon *d)
     for (size_t i = 0; i < d->fresh.n; i++) {
         const struct fg_partner *now = &d->fresh.v[i], *was = find(&d->partners, now->domain);
         if (!was || !fg_partner_equal(was, now))
-            fg_log(FG_LOG_INFO, "config-change", "revision", rev, "partner", now->domain,
-                   "change", was ? "updated" : "created", NULL);
+            fg_log(FG_LOG_INFO, "config-change", "revision", rev, "partner", now->domain, "change",
+                   was ? "updated" : "created", NULL);
     }
     for (size_t i = 0; i < d->partners.n; i++)
         if (!find(&d->fresh, d->partners.v[i].domain))
@@ -150,8 +148,7 @@ static void log_changes(struct daemon *d)
         fg_gateway_get_text(&d->gateway, k, a, sizeof a);
         fg_gateway_get_text(&d->fresh_gateway, k, b, sizeof b);
         if (strcmp(a, b) != 0)
-            fg_log(FG_LOG_INFO, "config-change", "revision", rev, "gateway", k, "value", b,
-                   NULL);
+            fg_log(FG_LOG_INFO, "config-change", "revision", rev, "gateway", k, "value", b, NULL);
     }
 }
 
@@ -293,8 +290,8 @@ static int ensure_secret(struct fg_store *st)
         return FG_EIO;
     rc = fg_store_begin(st);
     /* checked again under the write lock: another process may have made one meanwhile */
-    if (rc == FG_OK && fg_store_dialback_secret_get(st, existing, sizeof existing) ==
-                           FG_ENOTFOUND) {
+    if (rc == FG_OK &&
+        fg_store_dialback_secret_get(st, existing, sizeof existing) == FG_ENOTFOUND) {
         rc = fg_store_dialback_secret_set(st, fresh);
         if (rc == FG_OK)
             rc = fg_store_commit(st);
@@ -381,16 +378,16 @@ int main(int argc, char **argv)
     if (ensure_secret(d.store) != FG_OK ||
         load_snapshot(d.store, &d.partners, &d.gateway, &d.revision) != FG_OK ||
         !(d.users = fg_userdir_load(d.store, &uerr))) {
-        fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason",
-               fg_store_error(d.store), NULL);
+        fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason", fg_store_error(d.store),
+               NULL);
         goto out;
     }
 
     char hb[32]; /* at once: `partner status` shows a running daemon from the start */
     fg_time_rfc3339(fg_time_now(), hb, sizeof hb);
     if (fg_store_meta_set(d.store, "daemon.heartbeat", hb) != FG_OK) {
-        fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason",
-               fg_store_error(d.store), NULL);
+        fg_log(FG_LOG_ERROR, "store-error", "store", d.cfg.store, "reason", fg_store_error(d.store),
+               NULL);
         goto out;
     }
     struct fg_buf doms = {0};
@@ -419,8 +416,8 @@ int main(int argc, char **argv)
         fg_log(FG_LOG_ERROR, "admin-error", "listen", d.cfg.listen_admin, "reason", err, NULL);
         goto out;
     }
-    d.links = fg_links_start(d.loop, &d.cfg, d.store, d.partners.v, d.partners.n, &d.gateway,
-                             err, sizeof err);
+    d.links = fg_links_start(d.loop, &d.cfg, d.store, d.partners.v, d.partners.n, &d.gateway, err,
+                             sizeof err);
     if (!d.links) {
         fg_log(FG_LOG_ERROR, "listen-error", "reason", err, NULL);
         goto out;

@@ -46,17 +46,16 @@ struct add_job {
     char err[256];
 };
 
+static int add_write(struct fg_store *st, void *arg)
+{
+    struct add_job *j = arg;
+    return fg_store_offline_add(st, j->user, j->stamp, j->stanza, FG_IM_OFFLINE_MAX);
+}
+
 static int add_run(struct fg_store *st, void *arg)
 {
     struct add_job *j = arg;
-    int rc = fg_store_begin(st);
-    if (rc == 0) {
-        rc = fg_store_offline_add(st, j->user, j->stamp, j->stanza, FG_IM_OFFLINE_MAX);
-        if (rc == 0)
-            rc = fg_store_commit(st);
-        else
-            fg_store_rollback(st);
-    }
+    int rc = fg_store_in_tx(st, add_write, j);
     if (rc != 0)
         snprintf(j->err, sizeof j->err, "%s", fg_store_error(st));
     return rc;
@@ -156,17 +155,16 @@ static int fetch_run(struct fg_store *st, void *arg)
     return rc;
 }
 
+static int delete_write(struct fg_store *st, void *arg)
+{
+    struct fetch_job *j = arg;
+    return fg_store_offline_delete(st, j->user, j->up_to, NULL);
+}
+
 static int delete_run(struct fg_store *st, void *arg)
 {
     struct fetch_job *j = arg;
-    int rc = fg_store_begin(st);
-    if (rc == 0) {
-        rc = fg_store_offline_delete(st, j->user, j->up_to, NULL);
-        if (rc == 0)
-            rc = fg_store_commit(st);
-        else
-            fg_store_rollback(st);
-    }
+    int rc = fg_store_in_tx(st, delete_write, j);
     if (rc != 0)
         snprintf(j->err, sizeof j->err, "%s", fg_store_error(st));
     return rc;

@@ -60,23 +60,19 @@ struct roster_job {
     char err[256];
 };
 
+static int roster_write(struct fg_store *st, void *arg)
+{
+    struct roster_job *j = arg;
+    if (!j->del)
+        return fg_store_roster_put(st, j->owner, &j->item, j->version);
+    int rc = fg_store_roster_delete(st, j->owner, j->item.contact, j->version);
+    return rc == FG_ENOTFOUND ? FG_OK : rc; /* gone already: what we wanted */
+}
+
 static int roster_run(struct fg_store *st, void *arg)
 {
     struct roster_job *j = arg;
-    int rc = fg_store_begin(st);
-    if (rc == 0) {
-        if (j->del) {
-            rc = fg_store_roster_delete(st, j->owner, j->item.contact, j->version);
-            if (rc == FG_ENOTFOUND)
-                rc = 0; /* gone already: what we wanted */
-        } else {
-            rc = fg_store_roster_put(st, j->owner, &j->item, j->version);
-        }
-        if (rc == 0)
-            rc = fg_store_commit(st);
-        else
-            fg_store_rollback(st);
-    }
+    int rc = fg_store_in_tx(st, roster_write, j);
     if (rc != 0)
         snprintf(j->err, sizeof j->err, "%s", fg_store_error(st));
     return rc;

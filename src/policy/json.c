@@ -10,19 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A JSON string that is never NULL: jansson refuses invalid UTF-8, and a message that
  * quotes what a person typed (possibly cut mid-character by a buffer) must still be sent,
  * so bytes that are not ASCII are replaced by '?' in that case. */
@@ -101,7 +88,7 @@ static const char *known_key(const char *k)
 static int apply_additional(struct fg_partner *p, json_t *v, char *err, size_t errlen)
 {
     if (!json_is_array(v)) {
-        set_err(err, errlen, "additional_domains must be an array of domain names");
+        fg_errf(err, errlen, "additional_domains must be an array of domain names");
         return FG_EINVAL;
     }
     char **list = fg_calloc(1, sizeof *list);
@@ -112,11 +99,11 @@ static int apply_additional(struct fg_partner *p, json_t *v, char *err, size_t e
         char out[FG_DOMAIN_MAX + 1];
         const char *why = NULL;
         if (!json_is_string(item)) {
-            set_err(err, errlen, "additional_domains must be an array of domain names");
+            fg_errf(err, errlen, "additional_domains must be an array of domain names");
             goto fail;
         }
         if (fg_domain_normalize(json_string_value(item), out, sizeof out, &why)) {
-            set_err(err, errlen, "invalid domain '%s' in additional_domains: %s",
+            fg_errf(err, errlen, "invalid domain '%s' in additional_domains: %s",
                     json_string_value(item), why);
             goto fail;
         }
@@ -143,7 +130,7 @@ static int apply_bool(bool *dst, bool def, const char *key, json_t *v, char *err
         return 0;
     }
     if (!json_is_boolean(v)) {
-        set_err(err, errlen, "%s must be true or false (a JSON boolean)", key);
+        fg_errf(err, errlen, "%s must be true or false (a JSON boolean)", key);
         return FG_EINVAL;
     }
     *dst = json_is_true(v);
@@ -157,7 +144,7 @@ static int apply_text(struct fg_partner *p, const char *key, const char *def, js
     if (json_is_null(v))
         return fg_partner_set_text(p, key, def, err, errlen);
     if (!json_is_string(v)) {
-        set_err(err, errlen, "%s must be a string", key);
+        fg_errf(err, errlen, "%s must be a string", key);
         return FG_EINVAL;
     }
     return fg_partner_set_text(p, key, json_string_value(v), err, errlen);
@@ -174,7 +161,7 @@ static int apply_key(struct fg_partner *p, const struct fg_partner *defaults, co
         if (!json_is_string(v) ||
             fg_domain_normalize(json_string_value(v), out, sizeof out, NULL) ||
             strcmp(out, p->domain) != 0) {
-            set_err(err, errlen, "domain cannot be changed");
+            fg_errf(err, errlen, "domain cannot be changed");
             return FG_EINVAL;
         }
         return 0;
@@ -210,7 +197,7 @@ static int apply_key(struct fg_partner *p, const struct fg_partner *defaults, co
         }
         json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
         if (n < 1 || n > 65535) {
-            set_err(err, errlen,
+            fg_errf(err, errlen,
                     "connection_limit must be an integer from 1 to 65535, or null for the "
                     "gateway's partner_connection_limit");
             return FG_EINVAL;
@@ -218,7 +205,7 @@ static int apply_key(struct fg_partner *p, const struct fg_partner *defaults, co
         p->connection_limit = (int)n;
         return 0;
     }
-    set_err(err, errlen, "unknown key '%s' in a partner", key);
+    fg_errf(err, errlen, "unknown key '%s' in a partner", key);
     return FG_EINVAL;
 }
 
@@ -238,7 +225,7 @@ int fg_partner_apply_json(struct fg_partner *p, json_t *obj, bool replace, char 
     if (err && errlen)
         err[0] = '\0';
     if (!json_is_object(obj)) {
-        set_err(err, errlen, "a partner must be a JSON object");
+        fg_errf(err, errlen, "a partner must be a JSON object");
         return FG_EINVAL;
     }
     struct fg_partner defaults, work;

@@ -17,20 +17,6 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Writes text to err (if any); always NUL-terminated, truncated when it does not fit. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- names of enumerations ------------------------------------------------------- */
 
 static const char *const neg_names[] = {"required", "optional", "not-supported"};
@@ -649,11 +635,11 @@ static int check_description(const char *s, char *err, size_t errlen)
 {
     size_t n = 0;
     if (!utf8_count(s ? s : "", &n)) {
-        set_err(err, errlen, "description is not valid UTF-8");
+        fg_errf(err, errlen, "description is not valid UTF-8");
         return FG_EINVAL;
     }
     if (n > FG_DESCRIPTION_MAX) {
-        set_err(err, errlen, "description is too long: %zu characters, at most %d are allowed", n,
+        fg_errf(err, errlen, "description is too long: %zu characters, at most %d are allowed", n,
                 FG_DESCRIPTION_MAX);
         return FG_EINVAL;
     }
@@ -690,7 +676,7 @@ static int parse_proxy(const char *s, char **norm, char *err, size_t errlen)
     size_t hostlen = colon ? (size_t)(colon - s) : strlen(s);
     long port = 0;
     if (colon && (!parse_decimal(colon + 1, &port) || port < 1 || port > 65535)) {
-        set_err(err, errlen,
+        fg_errf(err, errlen,
                 "invalid value '%s' for proxy_fqdn: the port must be a number from 1 to 65535", s);
         return FG_EINVAL;
     }
@@ -700,7 +686,7 @@ static int parse_proxy(const char *s, char **norm, char *err, size_t errlen)
     int rc = fg_domain_normalize(host, out, sizeof out, &why);
     fg_free(host);
     if (rc) {
-        set_err(err, errlen, "invalid value '%s' for proxy_fqdn: expected host or host:port (%s)",
+        fg_errf(err, errlen, "invalid value '%s' for proxy_fqdn: expected host or host:port (%s)",
                 s, why);
         return FG_EINVAL;
     }
@@ -715,7 +701,7 @@ int fg_policy_check_fields(const struct fg_partner *p, char *err, size_t errlen)
     if (rc)
         return rc;
     if (p->connection_limit < 0 || p->connection_limit > 65535) {
-        set_err(err, errlen,
+        fg_errf(err, errlen,
                 "invalid value %d for connection_limit: expected 1 to 65535, or default",
                 p->connection_limit);
         return FG_EINVAL;
@@ -753,7 +739,7 @@ static int set_additional(struct fg_partner *p, const char *value, char *err, si
         char out[FG_DOMAIN_MAX + 1];
         const char *why = NULL;
         if (fg_domain_normalize(item, out, sizeof out, &why)) {
-            set_err(err, errlen, "invalid domain '%s' in additional_domains: %s", item, why);
+            fg_errf(err, errlen, "invalid domain '%s' in additional_domains: %s", item, why);
             fg_free(item);
             fg_strv_free(list);
             return FG_EINVAL;
@@ -778,7 +764,7 @@ static int set_bool(bool *dst, const char *key, const char *value, char *err, si
 {
     int b = fg_bool_parse(value);
     if (b < 0) {
-        set_err(err, errlen, "invalid value '%s' for %s: expected true or false", value, key);
+        fg_errf(err, errlen, "invalid value '%s' for %s: expected true or false", value, key);
         return FG_EINVAL;
     }
     *dst = b;
@@ -789,7 +775,7 @@ static int set_neg(enum fg_neg *dst, const char *key, const char *value, char *e
 {
     int n = fg_neg_parse(value);
     if (n < 0) {
-        set_err(err, errlen,
+        fg_errf(err, errlen,
                 "invalid value '%s' for %s: expected required, optional or not-supported", value,
                 key);
         return FG_EINVAL;
@@ -828,7 +814,7 @@ int fg_partner_set_text(struct fg_partner *p, const char *key, const char *value
     if (strcmp(key, "partner_type") == 0) {
         int t = fg_ptype_parse(value);
         if (t < 0) {
-            set_err(err, errlen,
+            fg_errf(err, errlen,
                     "invalid value '%s' for partner_type: expected federated, public-verified "
                     "or public-unverified",
                     value);
@@ -844,7 +830,7 @@ int fg_partner_set_text(struct fg_partner *p, const char *key, const char *value
             return 0;
         }
         if (!parse_decimal(value, &n) || n < 1 || n > 65535) {
-            set_err(err, errlen,
+            fg_errf(err, errlen,
                     "invalid value '%s' for connection_limit: expected a number from 1 to "
                     "65535, or default",
                     value);
@@ -863,13 +849,13 @@ int fg_partner_set_text(struct fg_partner *p, const char *key, const char *value
         return 0;
     }
     if (strcmp(key, "domain") == 0) {
-        set_err(err, errlen, "domain cannot be changed");
+        fg_errf(err, errlen, "domain cannot be changed");
         return FG_EINVAL;
     }
     struct fg_buf known = {0};
     for (size_t i = 0; i < COUNT(partner_keys); i++)
         fg_buf_printf(&known, "%s%s", i ? ", " : "", partner_keys[i]);
-    set_err(err, errlen, "unknown partner field '%s': expected one of %s", key, fg_buf_str(&known));
+    fg_errf(err, errlen, "unknown partner field '%s': expected one of %s", key, fg_buf_str(&known));
     fg_buf_free(&known);
     return FG_ENOTFOUND;
 }
@@ -939,7 +925,7 @@ int fg_gateway_set_text(struct fg_gateway *g, const char *key, const char *value
         struct fg_buf known = {0};
         for (size_t i = 0; i < fg_gateway_nkeys; i++)
             fg_buf_printf(&known, "%s%s", i ? ", " : "", fg_gateway_keys[i].name);
-        set_err(err, errlen, "unknown gateway setting '%s': expected one of %s", key ? key : "",
+        fg_errf(err, errlen, "unknown gateway setting '%s': expected one of %s", key ? key : "",
                 fg_buf_str(&known));
         fg_buf_free(&known);
         return FG_ENOTFOUND;
@@ -949,7 +935,7 @@ int fg_gateway_set_text(struct fg_gateway *g, const char *key, const char *value
     case FG_GW_INT: {
         long n = 0;
         if (!parse_decimal(value, &n) || n < k->min || n > k->max) {
-            set_err(err, errlen, "invalid value '%s' for %s: expected an integer from %ld to %ld",
+            fg_errf(err, errlen, "invalid value '%s' for %s: expected an integer from %ld to %ld",
                     value, k->name, k->min, k->max);
             return FG_EINVAL;
         }
@@ -959,7 +945,7 @@ int fg_gateway_set_text(struct fg_gateway *g, const char *key, const char *value
     case FG_GW_BOOL: {
         int b = fg_bool_parse(value);
         if (b < 0) {
-            set_err(err, errlen, "invalid value '%s' for %s: expected true or false", value,
+            fg_errf(err, errlen, "invalid value '%s' for %s: expected true or false", value,
                     k->name);
             return FG_EINVAL;
         }
@@ -968,7 +954,7 @@ int fg_gateway_set_text(struct fg_gateway *g, const char *key, const char *value
     }
     case FG_GW_UNLISTED:
         if (!unlisted_valid(value)) {
-            set_err(err, errlen,
+            fg_errf(err, errlen,
                     "invalid value '%s' for %s: expected block, federated, public-verified or "
                     "public-unverified",
                     value, k->name);

@@ -579,6 +579,18 @@ int fg_store_schema_version(struct fg_store *st, int *version)
 
 /* ---- transactions and revision ------------------------------------------------------ */
 
+int fg_store_in_tx(struct fg_store *st, int (*fn)(struct fg_store *st, void *arg), void *arg)
+{
+    int rc = fg_store_begin(st);
+    if (rc != FG_OK)
+        return rc;
+    rc = fn(st, arg);
+    if (rc == FG_OK)
+        return fg_store_commit(st);
+    fg_store_rollback(st);
+    return rc;
+}
+
 int fg_store_begin(struct fg_store *st)
 {
     char derr[512];

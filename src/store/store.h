@@ -41,6 +41,9 @@ int fg_store_schema_version(struct fg_store *st, int *version);
 int fg_store_begin(struct fg_store *st);
 int fg_store_commit(struct fg_store *st);
 void fg_store_rollback(struct fg_store *st);
+/* fn(st, arg) inside one write transaction: committed when fn returns FG_OK, else rolled
+ * back. Returns fn's result, or begin's or commit's error (fg_store_error says which). */
+int fg_store_in_tx(struct fg_store *st, int (*fn)(struct fg_store *st, void *arg), void *arg);
 
 /* The configuration revision: a counter every committed write bumps. */
 int fg_store_revision(struct fg_store *st, int64_t *rev);
@@ -66,7 +69,7 @@ int fg_store_dialback_secret_set(struct fg_store *st, const char *secret);
 
 /* Users: SCRAM credentials per mechanism; the password itself is never stored. */
 struct fg_scram_cred {
-    char salt[64];       /* base64 */
+    char salt[64]; /* base64 */
     int iterations;
     char stored_key[96]; /* base64 */
     char server_key[96]; /* base64 */
