@@ -54,7 +54,8 @@ struct link {
     char local[FG_DOMAIN_MAX + 1], remote[FG_DOMAIN_MAX + 1];
     char pkey[FG_DOMAIN_MAX + 1]; /* the partner's primary domain (status key) */
     char why[256];
-    char last_reason[160];     /* why the last connection attempt failed */
+    char last_reason[352];     /* why the last connection attempt failed, with its address */
+    char addr[64];             /* the address being tried: "ip:port" or "[ip]:port" */
     struct fg_partner partner; /* outbound kinds */
     int dns_id;
     struct fg_dns_targets *targets;
@@ -645,8 +646,9 @@ static void on_closed(void *ud, const char *reason)
     struct fg_links *o = k->owner;
     k->conn = NULL;
     if (k->kind != K_IN && !k->connected && !o->stopping) {
-        fg_log(FG_LOG_DEBUG, "s2s-connect-failed", "remote", k->remote, "reason", reason, NULL);
-        snprintf(k->last_reason, sizeof k->last_reason, "%s", reason);
+        fg_log(FG_LOG_INFO, "s2s-connect-failed", "remote", k->remote, "address", k->addr,
+               "reason", reason, NULL);
+        snprintf(k->last_reason, sizeof k->last_reason, "%s: %s", k->addr, reason);
         k->closing = false;
         out_try_next(k);
         return;
@@ -704,14 +706,19 @@ static void out_try_next(struct link *k)
         char err[256];
         k->direct_tls = t->direct_tls;
         k->connected = false;
+        snprintf(k->addr, sizeof k->addr, strchr(a->ip, ':') ? "[%s]:%u" : "%s:%u", a->ip,
+                 (unsigned)t->port);
         k->conn =
             fg_conn_connect(o->loop, a->ip, t->port, o->max_buffered, &conn_cb, k, err, sizeof err);
         if (k->conn) {
             k->deadline_ms = fg_time_mono_ms() + CONNECT_TIMEOUT_MS;
             return;
         }
+        fg_log(FG_LOG_INFO, "s2s-connect-failed", "remote", k->remote, "address", k->addr,
+               "reason", err, NULL);
+        snprintf(k->last_reason, sizeof k->last_reason, "%s: %s", k->addr, err);
     }
-    char msg[512];
+    char msg[896];
     if (k->last_reason[0])
         snprintf(msg, sizeof msg, "could not connect to any address of %s (last: %s)", k->remote,
                  k->last_reason);

@@ -118,6 +118,8 @@ def test_srv_first_target_down_uses_the_second(kit, net, xmpp):
     assert s["tls"] == "TLSv1.3" and s["auth"] == "sasl-external", s
     failed = kit.log_events(a, "s2s-connect-failed", remote="b.test")
     assert failed, f"a.test never tried down.test:\n{a.log()[-3000:]}"
+    # the line names the address that failed, so an administrator knows which target is down
+    assert failed[0].get("address") == f"{down}:5269", failed[0]
     auth = kit.log_events(a, "s2s-auth", dir="out", remote="b.test")
     lines = a.log().splitlines()
     assert lines.index(failed[0]["_line"]) < lines.index(auth[0]["_line"])
