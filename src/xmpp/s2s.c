@@ -1550,7 +1550,13 @@ static void out_db_result(struct fg_s2s *s, const struct fg_xml_node *n)
         struct fg_xml_node *e = fg_xml_child(n, "error", NULL);
         struct fg_xml_node *c = e ? fg_xml_child(e, NULL, FG_XML_NS_STANZA_ERRORS) : NULL;
         rule = "dialback-error";
-        bounce = "remote-server-timeout";
+        /* XEP-0220 2.6.2: a temporary failure (type wait, or the peer could not reach our
+         * authoritative server in time) is a timeout; a refusal is final */
+        const char *et = e ? fg_xml_attr(e, "type") : NULL;
+        bool temporary = (et && strcmp(et, "wait") == 0) ||
+                         (c && (strcmp(c->name, "remote-connection-failed") == 0 ||
+                                strcmp(c->name, "remote-server-timeout") == 0));
+        bounce = temporary ? "remote-server-timeout" : "remote-server-not-found";
         textf(reason, sizeof reason, "%s refused dialback for %s -> %s: %s", remote, local, remote,
               c ? c->name : "error");
         textf(fix, sizeof fix, "see the logs of %s; check that it serves %s and can reach %s",

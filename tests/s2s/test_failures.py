@@ -297,6 +297,8 @@ def test_dialback_false_while_partner_can_only_do_dialback(kit, make_pair, xmpp)
         bob = await login(xmpp, b, "bob")
         m = await bounced(bob, "alice@a.test", "dialback only")
         assert_link_error(m, "a.test")
+        # a dialback refusal (not-authorized) is final: not a timeout to retry
+        assert m["error"]["condition"] == "remote-server-not-found", str(m)
     xmpp.run(run(), 90)
     assert_refused(a, kit, "out", "b.test", "dialback-disabled",
                    ("dialback is false",), ("--dialback true",))

@@ -1714,6 +1714,18 @@ static void test_out_dialback_answers(void **state)
                  "item-not-found") "</error></db:result>");
     assert_string_equal(h.rule, "dialback-error");
     assert_true(has(h.reason, "item-not-found"));
+    assert_string_equal(h.pf_cond, "remote-server-not-found"); /* a refusal is final */
+    side_free(&h);
+
+    /* a temporary dialback error: the peer could not reach our authoritative server */
+    side_init(&h, secret_a);
+    h.parts[0] = partner_b(OPT, OPT, true);
+    out_new(&h, hosted_a, "a.test", "b.test", h.parts[0]);
+    fg_s2s_start(h.s);
+    feed(&h, OUT_HDR("d3") FEATURES(F_DIALBACK));
+    feed(&h, "<db:result from='b.test' to='a.test' type='error'><error type='cancel'>" DB_ERR(
+                 "remote-connection-failed") "</error></db:result>");
+    assert_string_equal(h.rule, "dialback-error");
     assert_string_equal(h.pf_cond, "remote-server-timeout");
     side_free(&h);
 
