@@ -1118,6 +1118,8 @@ struct fg_links *fg_links_start(uv_loop_t *loop, const struct fg_config *cfg, st
         o->tls_server = fg_tls_server_new(cfg->cert_dir, cfg->domains, cfg->ca_file, err, errlen);
         if (!o->tls_server)
             goto fail;
+        /* servers do not resume s2s sessions (ours never does): a ticket is only cost */
+        fg_tls_server_set_tickets(o->tls_server, 0);
     }
     if (cfg->listen_s2s) {
         o->plain = fg_listener_new(loop, cfg->listen_s2s, false, o->tls_server, o->max_buffered,

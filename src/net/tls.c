@@ -174,6 +174,14 @@ static SSL_CTX *new_ssl_ctx(struct fg_tls_ctx *t, X509_STORE *store, char *err, 
     return c;
 }
 
+void fg_tls_server_set_tickets(struct fg_tls_ctx *t, size_t n)
+{
+    if (!t || !t->server)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        SSL_CTX_set_num_tickets(t->ctx[i], n);
+}
+
 static int load_cert(SSL_CTX *c, const char *cert_dir, const char *domain, char *err, size_t errlen)
 {
     char why[256];

@@ -19,6 +19,9 @@ struct ssl_st; /* OpenSSL's SSL */
  * ALPN "xmpp-client" / "xmpp-server" (XEP-0368) is accepted when a client offers it. */
 struct fg_tls_ctx *fg_tls_server_new(const char *cert_dir, char *const *domains,
                                      const char *ca_file, char *err, size_t errlen);
+/* Server role: how many TLS 1.3 session tickets each handshake sends (default 1). Servers
+ * that never resume (fedgate's own s2s client) make a ticket pure cost: s2s sets 0. */
+void fg_tls_server_set_tickets(struct fg_tls_ctx *t, size_t n);
 
 /* Client role (outbound s2s): verifies the server's chain against ca_file (NULL or "" =
  * system store), records the verdict without failing the handshake (dialback may follow
