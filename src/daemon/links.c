@@ -318,7 +318,7 @@ static void link_unlink_free(struct link *k)
     if (k->kind == K_OUT)
         bounce_queue(k, NULL, NULL, "remote-server-not-found",
                      "the link to the remote server ended");
-    if (k->kind == K_VERIFY)
+    if (k->npv) /* a verify-only link, or an outbound one that carried db:verify */
         fail_verifies(k, FG_S2S_ERROR);
     fg_free(k->q);
     if (k->dns_id > 0)
@@ -434,8 +434,16 @@ static void io_verify_dialback(void *ud, const char *from, const char *to, const
         fg_s2s_in_dialback_result(k->s2s, from, to, FG_S2S_ERROR);
         return;
     }
+    /* XEP-0220 2.3: an outbound stream to the authoritative server that is already up
+     * carries the db:verify, else a verify-only stream does (one per pair, reused) */
     struct link *v = NULL;
     for (struct link *x = o->head; x; x = x->next)
+        if (x->kind == K_OUT && x->authed && x->s2s && !x->closing && x->npv < VERIFY_MAX &&
+            strcmp(x->local, to) == 0 && strcmp(x->remote, from) == 0) {
+            v = x;
+            break;
+        }
+    for (struct link *x = o->head; x && !v; x = x->next)
         if (x->kind == K_VERIFY && !x->closing && x->npv < VERIFY_MAX &&
             strcmp(x->local, to) == 0 && strcmp(x->remote, from) == 0) {
             v = x;
@@ -443,6 +451,8 @@ static void io_verify_dialback(void *ud, const char *from, const char *to, const
         }
     if (!v)
         v = out_link_new(o, K_VERIFY, to, from, p);
+    fg_log(FG_LOG_DEBUG, "s2s-verify-request", "local", to, "remote", from, "via",
+           v && v->kind == K_OUT ? "outbound-stream" : "verify-stream", NULL);
     if (!v) {
         fg_s2s_in_dialback_result(k->s2s, from, to, FG_S2S_ERROR);
         return;
@@ -563,7 +573,7 @@ static void io_verify_result(void *ud, const char *from, const char *to, const c
         if (in->kind == K_IN && in->s2s && !in->closing &&
             strcmp(fg_s2s_stream_id(in->s2s), id) == 0)
             fg_s2s_in_dialback_result(in->s2s, to, from, v);
-    if (k->npv == 0 && !k->closing)
+    if (k->kind == K_VERIFY && k->npv == 0 && !k->closing)
         fg_s2s_close(k->s2s, NULL);
 }
 

@@ -130,6 +130,11 @@ def test_dialback_without_tls_asks_the_authoritative_server(nodes, xmpp):
     assert s["tls"] is None
     assert "event=s2s-auth dir=in local=a.test remote=b.test method=dialback tls=none" \
         in a.log()
+    # XEP-0220 2.3: the first receiving server had no stream to the authoritative server
+    # and opened a verify-only one; the second asked over its established outbound stream
+    vias = [l.split("via=")[1] for n in (a, b) for l in n.log().splitlines()
+            if "event=s2s-verify-request" in l]
+    assert sorted(vias) == ["outbound-stream", "verify-stream"], vias
 
 
 def test_unreachable_partner_bounces_and_is_reported(nodes, xmpp):
