@@ -56,14 +56,26 @@ struct load {
     int failed;
     FILE *f;
     int line; /* libinih is built without line numbers: the reader counts them */
+    bool domains_seen; /* later [server] domains lines (repeated or continued) add to it */
 };
 
 static char *read_line(char *str, int num, void *stream)
 {
     struct load *l = stream;
     char *r = fgets(str, num, l->f);
-    if (r)
-        l->line++;
+    if (!r)
+        return NULL;
+    l->line++;
+    size_t n = strlen(r);
+    if (n + 1 == (size_t)num && r[n - 1] != '\n' && !feof(l->f)) {
+        /* libinih's line buffer (INI_MAX_LINE) would cut it into two lines: say so */
+        snprintf(l->err, l->errlen,
+                 "%s:%d: line longer than %d characters: split it (a list such as [server] "
+                 "domains may go on indented continuation lines, or repeat the key)",
+                 l->cfg->path, l->line, num - 2);
+        l->failed = 1;
+        return NULL;
+    }
     return r;
 }
 
@@ -222,8 +234,20 @@ static int parse_value(struct load *l, const struct key *k, const char *v, int l
             fg_strv_free(list);
             return fail(l, line, k->section, k->name, "at least one hosted domain is required");
         }
-        fg_strv_free(cfg->domains);
-        cfg->domains = list;
+        if (l->domains_seen) { /* a continuation line or the key again: one more part */
+            for (size_t i = 0; list[i]; i++) {
+                bool dup = false;
+                for (size_t j = 0; cfg->domains[j] && !dup; j++)
+                    dup = strcmp(cfg->domains[j], list[i]) == 0;
+                if (!dup)
+                    fg_strv_push(&cfg->domains, list[i]);
+            }
+            fg_strv_free(list);
+        } else {
+            fg_strv_free(cfg->domains);
+            cfg->domains = list;
+        }
+        l->domains_seen = true;
         break;
     }
     }
@@ -337,7 +361,7 @@ int fg_config_load(const char *path, struct fg_config *cfg, char *err, size_t er
         fg_config_free(cfg);
         return FG_EIO;
     }
-    struct load l = {cfg, err, errlen, 0, f, 0};
+    struct load l = {cfg, err, errlen, 0, f, 0, false};
     if (check_sections(f, &l) != FG_OK) {
         fclose(f);
         fg_config_free(cfg);

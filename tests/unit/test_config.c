@@ -114,6 +114,36 @@ static void test_every_key(void **state)
     fg_config_free(&c);
 }
 
+/* Many hosted domains: libinih cuts lines at 200 characters, so the list may continue on
+ * indented lines or repeat the key; both add to it (duplicates once). A line too long for
+ * the parser is an error that says what to do, never a silent cut. */
+static void test_long_domain_lists(void **state)
+{
+    struct fg_config c;
+    char err[512] = "";
+    const char *p = write_conf("[server]\ndomains = a.test, b.test\n    c.test, d.test\n"
+                               "domains = e.test, a.test\nstore = sqlite:x.db\n");
+    assert_int_equal(fg_config_load(p, &c, err, sizeof err), FG_OK);
+    const char *want[] = {"a.test", "b.test", "c.test", "d.test", "e.test"};
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(c.domains[i], want[i]);
+    assert_null(c.domains[5]);
+    assert_string_equal(c.store, "sqlite:x.db");
+    fg_config_free(&c);
+
+    char text[2048] = "[server]\ndomains = ";
+    for (int i = 0; i < 40; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%sd%02d.example.test",
+                 i ? ", " : "", i);
+    strcat(text, "\n");
+    p = write_conf(text);
+    assert_int_equal(fg_config_load(p, &c, err, sizeof err), FG_EINVAL);
+    char w[600];
+    snprintf(w, sizeof w, "%s:2: line longer than", p);
+    if (!strstr(err, w) || !strstr(err, "continuation lines"))
+        fail_msg("got '%s'", err);
+}
+
 /* Each bad file must fail with "FILE:LINE: [section] key: ..." */
 static void test_errors_name_file_line_key(void **state)
 {
@@ -228,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_relative_paths),
         cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_long_domain_lists),
         cmocka_unit_test(test_errors_name_file_line_key),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_locate),
