@@ -1141,6 +1141,17 @@ static bool in_element(struct fg_s2s *s, struct fg_xml_node *n, struct fg_arena 
 {
     if (fg_xml_ns_eq(n->ns, FG_XML_NS_TLS) && strcmp(n->name, "starttls") == 0) {
         if (s->st != ST_NEG || s->tls || !s->starttls_offered || !s->io.start_tls) {
+            if (s->st == ST_NEG && !s->tls && s->have_partner &&
+                !fg_policy_tls_allowed(&s->partner)) {
+                /* a peer that insists on TLS (as a server requiring encryption does): the
+                 * failed link is explained, not only closed */
+                char reason[TEXT_MAX], fix[TEXT_MAX];
+                textf(reason, sizeof reason,
+                      "%s asked for STARTTLS but TLS is not-supported for %s", s->remote,
+                      s->remote);
+                textf(fix, sizeof fix, "set --tls optional for %s", s->remote);
+                refuse(s, s->remote, "tls-not-supported", reason, fix);
+            }
             put(s, "<failure xmlns='" FG_XML_NS_TLS "'/>"); /* RFC 6120 5.4.2.2 */
             end_stream(s, NULL, NULL);
             return false;
@@ -1330,7 +1341,7 @@ static void out_auth(struct fg_s2s *s, bool peer_external)
                   "add the issuing CA of %s to ca_file or fix its certificate, or set --sasl "
                   "optional for %s",
                   r, r);
-            fail_out(s, "sasl-required", "remote-server-not-found", "policy-violation", reason,
+            fail_out(s, "sasl-required", "remote-server-not-found", "not-authorized", reason,
                      fix);
             return;
         }
@@ -1372,7 +1383,7 @@ static void out_auth(struct fg_s2s *s, bool peer_external)
                   "make %s trust the certificate of %s (its CA), or set "
                   "--sasl optional for %s",
                   r, l, r);
-        fail_out(s, "sasl-required", "remote-server-not-found", "policy-violation", reason, fix);
+        fail_out(s, "sasl-required", "remote-server-not-found", "not-authorized", reason, fix);
         return;
     }
     char ctx[TEXT_MAX];
@@ -1507,7 +1518,7 @@ static void out_sasl_answer(struct fg_s2s *s, const struct fg_xml_node *n)
         textf(fix, sizeof fix,
               "make %s trust the certificate of %s (its CA), or set --sasl optional for %s",
               s->remote, s->local, s->remote);
-        fail_out(s, "sasl-required", "remote-server-not-found", NULL, reason, fix);
+        fail_out(s, "sasl-required", "remote-server-not-found", "not-authorized", reason, fix);
         return;
     }
     out_dialback(s, ctx);

@@ -218,7 +218,7 @@ def test_proxy_fqdn_still_checks_the_partner_domain(kit, net, xmpp, pki):
         srv.close()
     assert b"to='f.test'" in seen["header"].replace(b'"', b"'"), seen["header"]
     assert seen.get("sni") == "f.test", f"SNI was {seen.get('sni')!r}, not the partner domain"
-    assert b"<policy-violation" in got and b"<auth" not in got, got
+    assert b"<not-authorized" in got and b"<auth" not in got, got
     ev = kit.wait_event(a, "s2s-refused", dir="out", remote="f.test", rule="sasl-required")
     assert "b.test" in ev["reason"], ev["_line"]
 

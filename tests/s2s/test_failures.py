@@ -193,9 +193,10 @@ def test_sasl_required_certificate_from_unknown_ca(kit, make_pair, xmpp):
     xmpp.run(run(), 90)
     why = ("certificate", "did not verify", "SASL is required")
     out = assert_refused(a, kit, "out", "b.test", "sasl-required", why, ("ca_file", "--sasl"))
-    kit.wait_event(a, "s2s-stream-error", dir="out", condition="policy-violation",
+    # SPEC 3, SASL required: "the stream is closed with <not-authorized/>", both ways
+    kit.wait_event(a, "s2s-stream-error", dir="out", condition="not-authorized",
                    remote="b.test")
-    kit.wait_event(b, "s2s-peer-stream-error", dir="in", condition="policy-violation")
+    kit.wait_event(b, "s2s-peer-stream-error", dir="in", condition="not-authorized")
     inn = assert_refused(a, kit, "in", "b.test", "sasl-required", why, ("ca_file", "--sasl"))
     kit.wait_event(a, "s2s-stream-error", dir="in", condition="not-authorized",
                    remote="b.test")
@@ -217,7 +218,7 @@ def test_sasl_required_certificate_for_another_name(kit, make_pair, xmpp, pki):
     without its own name, so b.test is a fake peer here: a raw TLS server in place of
     b.test for a.test's outbound stream, and a raw client claiming b.test with that
     certificate for the inbound one. a.test requires SASL of b.test: outbound it refuses
-    (stream error <policy-violation/> read by the fake), inbound it closes the stream with
+    (stream error <not-authorized/> read by the fake), inbound it closes the stream with
     <not-authorized/>."""
     a, _ = make_pair(a_flags=("--sasl", "required", "--dialback", "false"), start_b=False)
     cert, key = pki / "wrongname" / "b.test.crt", pki / "wrongname" / "b.test.key"
@@ -255,7 +256,7 @@ def test_sasl_required_certificate_for_another_name(kit, make_pair, xmpp, pki):
         got = fake.result(30)
     finally:
         srv.close()
-    assert b"<stream:error><policy-violation" in got, got
+    assert b"<stream:error><not-authorized" in got, got
     assert b"<auth" not in got and b"<db:result" not in got, got
     assert_refused(a, kit, "out", "b.test", "sasl-required",
                    ("certificate", "wrongname.invalid", "SASL is required"),

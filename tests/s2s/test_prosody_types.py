@@ -2,12 +2,11 @@
 a.test sets p.test's type; pat and pam are Prosody users, alice and bob fedgate users.
 Skipped when prosody is not installed."""
 import contextlib
-import shutil
 import time
 
 import pytest
 
-from test_prosody import PW, ProsodyNode
+from prosody import PW, ProsodyNode, require_prosody
 
 NS_CLIENT = "{jabber:client}"
 APW = "pw-alice-Secret"
@@ -15,15 +14,13 @@ APW = "pw-alice-Secret"
 
 @contextlib.contextmanager
 def prosody_pair(kit, tmp_path_factory, pki, dns):
-    if not shutil.which("prosody"):
-        pytest.skip("prosody is not installed")
+    require_prosody()
     a = kit.Node(tmp_path_factory.mktemp("a"), "a.test", pki, dns)
     a.ok("partner", "new", "p.test", "--type", "public-unverified")
     for u in ("alice", "bob"):
         a.add_user(u, APW)
-    p = ProsodyNode(kit, tmp_path_factory.mktemp("prosody"), pki, dns, pki / "ca.crt", True)
-    (p.dir / "data" / "p%2etest" / "accounts" / "pam.dat").write_text(
-        f'return {{\n\t["password"] = "{PW}";\n}};\n')
+    p = ProsodyNode(kit, tmp_path_factory.mktemp("prosody"), pki, dns, "cert")
+    p.add_user("pam", PW)
     p.start()
     a.start()
     try:
