@@ -49,11 +49,17 @@ format:
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
 
-# Benchmarks (issue 8, doc/BENCHMARKS.md): fedgate against Prosody, server on CPU 0 and
-# load on CPU 1. bench-smoke is the short harness check (fedgate only, < 30 s).
-.PHONY: bench bench-smoke
+# Benchmarks (issue 8, doc/BENCHMARKS.md): fedgate against Prosody and ejabberd, server on
+# CPU 0 and load on CPU 1; bench-deps installs the servers under test (scripts/install-deps
+# bench keeps their services from starting). bench-smoke is the short harness check
+# (fedgate only, about 30 s).
+.PHONY: bench bench-deps bench-smoke
+bench-deps:
+	@scripts/install-deps bench
+
 bench: build
-	bench/run all
+	@scripts/install-deps bench
+	FG_BUILD_DIR=$(BUILD) bench/run all
 
 bench-smoke: build
-	bench/run all --smoke
+	FG_BUILD_DIR=$(BUILD) bench/run all --smoke

@@ -1,6 +1,7 @@
 /* loadgen - XMPP client load generator for the fedgate benchmarks (issue 8).
  *
- * One process, one libuv loop, N client connections over plain TCP. Each client opens a
+ * One process, one libuv loop, N client connections over plain TCP, STARTTLS or direct TLS
+ * (--tls; OpenSSL on memory BIOs). Each client opens a
  * stream, logs in (PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256), binds a resource and, in the
  * message modes, exchanges <message/> stanzas with its partner (clients 2k and 2k+1 are
  * a pair). A message body is "SEQ T" where T is the CLOCK_MONOTONIC send time in ns, so
@@ -11,6 +12,9 @@
  *   rate        open loop: --rate messages per second in total, spread over the senders
  *   login       --concurrency slots each doing connect, SASL, bind, half-close, again
  *   idle        connect and log in --clients clients, measure the server's RSS, hold
+ *   handshake   --concurrency slots each doing connect, a TLS handshake, close_notify and
+ *               half-close, again: no XMPP at all (the bare handshake rate of a TLS server
+ *               such as `openssl s_server`, the physical limit of TLS logins)
  *
  * The result is one JSON object on standard output. With --server-pid the generator reads
  * the server's utime+stime (/proc/PID/stat) at the start and end of the measured window,
@@ -33,18 +37,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
-enum mode { M_THROUGHPUT, M_RATE, M_LOGIN, M_IDLE };
+enum mode { M_THROUGHPUT, M_RATE, M_LOGIN, M_IDLE, M_HANDSHAKE };
 enum mech { MECH_PLAIN, MECH_SCRAM1, MECH_SCRAM256 };
-enum state { S_CONNECTING, S_FEAT1, S_SASL, S_SASL_FINAL, S_FEAT2, S_BIND, S_READY, S_CLOSING,
-             S_DEAD };
+enum tls { TLS_NONE, TLS_STARTTLS, TLS_DIRECT };
+enum state { S_CONNECTING, S_FEAT1, S_STARTTLS, S_TLS, S_SASL, S_SASL_FINAL, S_FEAT2, S_BIND,
+             S_READY, S_CLOSING, S_DEAD };
 
 struct buf {
     char *p;
@@ -58,8 +66,11 @@ struct client {
     int idx;      /* slot / client number */
     int user;     /* user number (1-based) */
     enum state st;
-    struct buf in;
-    struct buf out;  /* pending bytes, written at the end of the loop iteration */
+    struct buf in;    /* received bytes (plaintext once TLS is up) not yet processed */
+    struct buf out;   /* pending bytes for the wire, written at the end of the loop iteration */
+    struct buf plain; /* TLS: plaintext waiting to be encrypted into out (at the same time) */
+    SSL *ssl;         /* TLS over two memory BIOs: ciphertext in, ciphertext out */
+    int tls_up;       /* handshake done */
     struct buf wbuf; /* bytes in the write in flight */
     int writing;
     int dirty;
@@ -98,12 +109,19 @@ static struct {
     int check;       /* drain at the end and check that every message arrived */
     const char *resource;
     int body_pad;
+    enum tls tls;
+    int tls_min;     /* minimum protocol version (TLS1_2_VERSION or TLS1_3_VERSION) */
+    int tick_us;     /* rate mode: send what is due every tick_us microseconds */
+    const char *host2;   /* --host2/--domain2: odd clients log into a second server (S1) */
+    const char *domain2;
+    int server_pid2;
 } opt = {
     .host = "127.0.0.81", .port = 5222, .domain = "bench.test", .prefix = "u",
     .password = "bench-pw", .user_base = 1, .users = 0, .clients = 20, .mode = M_THROUGHPUT,
     .mech = MECH_PLAIN, .window = 10, .rate = 10000, .warmup = 2, .duration = 5,
     .concurrency = 50, .server_pid = 0, .presence = 0, .hold = 0, .settle = 2, .check = 1,
-    .resource = "lg", .body_pad = 0,
+    .resource = "lg", .body_pad = 0, .tls = TLS_NONE, .tls_min = TLS1_3_VERSION,
+    .tick_us = 100,
 };
 
 static uv_loop_t *loop;
@@ -115,6 +133,7 @@ static int n_ready, n_failed, n_closed;
 static int phase; /* 0 setup, 1 warmup, 2 measuring, 3 draining, 4 done */
 static uint64_t t_measure_start, t_measure_end;
 static uint64_t srv_cpu_start, srv_cpu_end;
+static uint64_t srv2_cpu_start, srv2_cpu_end; /* --server-pid2 */
 static struct rusage ru_start, ru_end;
 static uint64_t msgs_measured, msgs_total_sent, msgs_total_recv, msg_errors;
 static uint64_t logins_measured, logins_total, login_errors, connect_errors;
@@ -126,6 +145,15 @@ static uint64_t rate_sent, rate_t0;
 static int rate_rr;
 static char first_error[256];
 static int exit_code;
+static SSL_CTX *ssl_ctx;
+static char tls_version_seen[32], tls_cipher_seen[64];
+static char tls_rbuf[65536]; /* TLS: ciphertext read from a socket (one loop, one read at a time) */
+
+/* modes built of slots that start a new connection when the last one closed */
+static int slot_mode(void)
+{
+    return opt.mode == M_LOGIN || opt.mode == M_HANDSHAKE;
+}
 
 /* SCRAM client-key cache: every user is created with the same password, salt and
  * iteration count, so the 4096-round PBKDF2 is done once per distinct salt. */
@@ -236,7 +264,8 @@ static void after_write(uv_write_t *req, int status);
 
 static void start_write(struct client *c)
 {
-    if (c->writing || c->out.len == 0 || c->st == S_DEAD || c->st == S_CONNECTING)
+    if (c->writing || c->out.len == 0 || c->st == S_DEAD || c->st == S_CONNECTING ||
+        uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     struct buf t = c->wbuf;
     c->wbuf = c->out;
@@ -281,14 +310,19 @@ static void after_write(uv_write_t *req, int status)
     start_write(c);
 }
 
-static void send_str(struct client *c, const char *s, size_t n)
+static void kick(struct client *c)
 {
-    buf_put(&c->out, s, n);
     if (!c->dirty) {
         c->dirty = 1;
         c->next_dirty = dirty_head;
         dirty_head = c;
     }
+}
+
+static void send_str(struct client *c, const char *s, size_t n)
+{
+    buf_put(c->tls_up ? &c->plain : &c->out, s, n);
+    kick(c);
 }
 
 static void sendf(struct client *c, const char *fmt, ...)
@@ -298,7 +332,94 @@ static void sendf(struct client *c, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        note_error("sendf: %d bytes do not fit", n);
+        return;
+    }
     send_str(c, tmp, (size_t)n);
+}
+
+/* ---- TLS (memory BIOs; the socket I/O stays with libuv) --------------------------------- */
+
+static void fail_client(struct client *c, const char *what);
+static void on_tls_up(struct client *c);
+static const char *client_domain(const struct client *c);
+
+static void tls_fail(struct client *c, const char *what, int rc)
+{
+    char msg[200], e[120] = "";
+    int err = SSL_get_error(c->ssl, rc);
+    unsigned long code = ERR_get_error();
+    if (code)
+        ERR_error_string_n(code, e, sizeof e);
+    snprintf(msg, sizeof msg, "%s: SSL error %d %s", what, err, e);
+    ERR_clear_error();
+    fail_client(c, msg);
+}
+
+/* ciphertext the TLS engine produced -> the wire buffer */
+static void tls_drain(struct client *c)
+{
+    BIO *w = SSL_get_wbio(c->ssl);
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(w)) > 0) {
+        buf_reserve(&c->out, pending);
+        int n = BIO_read(w, c->out.p + c->out.len, (int)pending);
+        if (n <= 0)
+            break;
+        c->out.len += (size_t)n;
+    }
+}
+
+/* plaintext queued by send_str -> TLS records in the wire buffer; one SSL_write per flush */
+static void tls_encrypt(struct client *c)
+{
+    if (!c->ssl || !c->tls_up || c->plain.len == 0)
+        return;
+    int rc = SSL_write(c->ssl, c->plain.p, (int)c->plain.len);
+    if (rc <= 0) {
+        tls_fail(c, "SSL_write", rc);
+        return;
+    }
+    c->plain.len = 0;
+    tls_drain(c);
+}
+
+static void tls_handshake(struct client *c)
+{
+    int rc = SSL_do_handshake(c->ssl);
+    tls_drain(c);
+    kick(c);
+    if (rc == 1) {
+        c->tls_up = 1;
+        if (!tls_version_seen[0]) {
+            snprintf(tls_version_seen, sizeof tls_version_seen, "%s", SSL_get_version(c->ssl));
+            snprintf(tls_cipher_seen, sizeof tls_cipher_seen, "%s",
+                     SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+        }
+        on_tls_up(c);
+        return;
+    }
+    int err = SSL_get_error(c->ssl, rc);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+        tls_fail(c, "TLS handshake", rc);
+}
+
+static void tls_start(struct client *c)
+{
+    c->ssl = SSL_new(ssl_ctx);
+    BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+    if (!c->ssl || !r || !w) {
+        fprintf(stderr, "loadgen: out of memory (TLS)\n");
+        exit(2);
+    }
+    BIO_set_mem_eof_return(r, -1); /* an empty input BIO means "wait", not end of stream */
+    SSL_set_bio(c->ssl, r, w);     /* the SSL owns both BIOs now */
+    SSL_set_connect_state(c->ssl);
+    SSL_set_tlsext_host_name(c->ssl, client_domain(c));
+    c->tls_up = 0;
+    c->st = S_TLS;
+    tls_handshake(c);
 }
 
 static void on_flush(uv_check_t *h)
@@ -309,6 +430,8 @@ static void on_flush(uv_check_t *h)
     while (c) {
         struct client *n = c->next_dirty;
         c->dirty = 0;
+        if (c->ssl)
+            tls_encrypt(c);
         start_write(c);
         c = n;
     }
@@ -349,11 +472,18 @@ static void user_name(int user, char *out, size_t n)
     snprintf(out, n, "%s%d", opt.prefix, user);
 }
 
+/* with --domain2 (federation benchmark S1) odd clients live on the second server, so every
+ * pair (2k, 2k+1) talks across the s2s link */
+static const char *client_domain(const struct client *c)
+{
+    return opt.domain2 && (c->idx & 1) ? opt.domain2 : opt.domain;
+}
+
 static void send_header(struct client *c)
 {
     sendf(c, "<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
              "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
-          opt.domain);
+          client_domain(c));
 }
 
 static void send_auth(struct client *c)
@@ -439,9 +569,13 @@ static int scram_respond(struct client *c, const char *b64, size_t b64len)
     }
     char final_wo[256];
     int fl = snprintf(final_wo, sizeof final_wo, "c=biws,r=%.*s", (int)rl, r);
+    if (fl < 0 || (size_t)fl >= sizeof final_wo)
+        return -1;
     char authmsg[1024];
     int al = snprintf(authmsg, sizeof authmsg, "%s,%s,%s", c->client_first_bare, (char *)sf,
                       final_wo);
+    if (al < 0 || (size_t)al >= sizeof authmsg)
+        return -1;
     unsigned char stored[64], sig[64], proof[64];
     unsigned l = 0;
     EVP_Digest(k->ckey, hl, stored, NULL, md, NULL);
@@ -451,6 +585,8 @@ static int scram_respond(struct client *c, const char *b64, size_t b64len)
     char p64[100], msg[400], enc[600];
     b64enc(proof, hl, p64);
     int ml = snprintf(msg, sizeof msg, "%.*s,p=%s", fl, final_wo, p64);
+    if (ml < 0 || (size_t)ml >= sizeof msg || (size_t)ml / 3 * 4 + 4 >= sizeof enc)
+        return -1;
     b64enc((unsigned char *)msg, (size_t)ml, enc);
     sendf(c, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>", enc);
     return 0;
@@ -467,9 +603,13 @@ static void on_closed(uv_handle_t *h)
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->wbuf);
+    buf_free(&c->plain);
+    SSL_free(c->ssl); /* and its BIOs */
+    c->ssl = NULL;
+    c->tls_up = 0;
     c->st = S_DEAD;
     n_closed++;
-    if (opt.mode == M_LOGIN && phase < 3)
+    if (slot_mode() && phase < 3)
         start_client(c); /* the slot goes on with the next login */
 }
 
@@ -486,7 +626,7 @@ static void fail_client(struct client *c, const char *what)
     if (c->st == S_CLOSING || c->st == S_DEAD)
         return;
     note_error("client %d (user %d): %s", c->idx, c->user, what);
-    if (opt.mode == M_LOGIN)
+    if (slot_mode())
         login_errors++;
     else
         n_failed++;
@@ -505,11 +645,15 @@ static void send_message(struct client *c, struct client *to, uint64_t t)
     user_name(to->user, user, sizeof user);
     int n = snprintf(tmp, sizeof tmp,
                      "<message to='%s@%s/%s%d' type='chat'><body>%llu %llu%.*s</body></message>",
-                     user, opt.domain, opt.resource, to->idx, (unsigned long long)c->sent_seq,
+                     user, client_domain(to), opt.resource, to->idx, (unsigned long long)c->sent_seq,
                      (unsigned long long)t, opt.body_pad, "                                "
                                                           "                                "
                                                           "                                "
                                                           "                                ");
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        fprintf(stderr, "loadgen: a message does not fit (%d bytes): domain too long?\n", n);
+        exit(2);
+    }
     send_str(c, tmp, (size_t)n);
     c->sent_seq++;
     c->outstanding++;
@@ -576,6 +720,8 @@ static size_t process(struct client *c)
     char *p = c->in.p;
     size_t n = c->in.len;
     size_t used = 0;
+    if (!p || n == 0)
+        return 0;
     for (;;) {
         char *s = p + used;
         size_t left = n - used;
@@ -612,7 +758,10 @@ static size_t process(struct client *c)
             if (!e)
                 return used;
             used += (size_t)(e - s) + 18;
-            if (c->st == S_FEAT1)
+            if (c->st == S_FEAT1 && opt.tls == TLS_STARTTLS && !c->ssl) {
+                send_str(c, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", 51);
+                c->st = S_STARTTLS;
+            } else if (c->st == S_FEAT1)
                 send_auth(c);
             else {
                 sendf(c, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:"
@@ -622,6 +771,16 @@ static size_t process(struct client *c)
             }
             break;
         }
+        case S_STARTTLS: {
+            char *a = memmem(s, left, "<proceed", 8);
+            if (!a)
+                return used;
+            if (!memchr(a, '>', left - (size_t)(a - s)))
+                return used;
+            /* nothing may follow <proceed/> before our ClientHello */
+            tls_start(c);
+            return n;
+        }
         case S_SASL: {
             char *a = memmem(s, left, "<challenge", 10);
             if (!a)
@@ -630,6 +789,10 @@ static size_t process(struct client *c)
             char *e = memmem(a, left - (size_t)(a - s), "</challenge>", 12);
             if (!gt || !e)
                 return used;
+            if (gt >= e) {
+                fail_client(c, "malformed SCRAM challenge");
+                return n;
+            }
             if (scram_respond(c, gt + 1, (size_t)(e - gt - 1))) {
                 fail_client(c, "bad SCRAM challenge");
                 return n;
@@ -680,29 +843,79 @@ static void on_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b)
 {
     (void)sug;
     struct client *c = h->data;
+    if (c->ssl) { /* ciphertext goes through the TLS engine into c->in */
+        *b = uv_buf_init(tls_rbuf, sizeof tls_rbuf);
+        return;
+    }
     buf_reserve(&c->in, 65536);
     *b = uv_buf_init(c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
 }
 
+static void on_eof(struct client *c, ssize_t nread)
+{
+    if (c->st == S_CLOSING || c->st == S_DEAD)
+        return;
+    if (opt.mode == M_LOGIN && c->st == S_READY)
+        close_client(c);
+    else
+        fail_client(c, nread == UV_EOF ? "server closed the connection"
+                                       : uv_strerror((int)nread));
+}
+
+/* ciphertext from the socket -> handshake progress, plaintext appended to c->in;
+ * 0 when there may be plaintext to process */
+static int tls_feed(struct client *c, const char *data, size_t n)
+{
+    if (BIO_write(SSL_get_rbio(c->ssl), data, (int)n) != (int)n) {
+        fail_client(c, "BIO_write failed");
+        return -1;
+    }
+    if (!c->tls_up) {
+        tls_handshake(c);
+        if (!c->tls_up || c->st == S_CLOSING || c->st == S_DEAD)
+            return -1;
+    }
+    for (;;) {
+        buf_reserve(&c->in, 16384);
+        size_t room = c->in.cap - c->in.len;
+        int r = SSL_read(c->ssl, c->in.p + c->in.len, room > INT32_MAX ? INT32_MAX : (int)room);
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, r);
+        if (err == SSL_ERROR_WANT_READ)
+            break;
+        if (err == SSL_ERROR_ZERO_RETURN) { /* close_notify: as end of stream */
+            ERR_clear_error();
+            on_eof(c, UV_EOF);
+            return -1;
+        }
+        tls_fail(c, "SSL_read", r);
+        return -1;
+    }
+    tls_drain(c); /* post-handshake messages may want an answer */
+    if (c->out.len)
+        kick(c);
+    return 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
-    (void)b;
     struct client *c = s->data;
     if (nread < 0) {
-        if (c->st == S_CLOSING || c->st == S_DEAD)
-            return;
-        if (opt.mode == M_LOGIN && c->st == S_READY)
-            close_client(c);
-        else
-            fail_client(c, nread == UV_EOF ? "server closed the connection"
-                                           : uv_strerror((int)nread));
+        on_eof(c, nread);
         return;
     }
     if (nread == 0)
         return;
-    c->in.len += (size_t)nread;
+    if (b->base == tls_rbuf) {
+        if (!c->ssl || tls_feed(c, b->base, (size_t)nread))
+            return;
+    } else
+        c->in.len += (size_t)nread;
     size_t used = process(c);
-    if (c->st == S_DEAD || uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->st == S_DEAD || uv_is_closing((uv_handle_t *)&c->tcp) || c->in.len == 0)
         return;
     if (used > c->in.len)
         used = c->in.len;
@@ -721,7 +934,7 @@ static void on_connect(uv_connect_t *req, int status)
             return;
         connect_errors++;
         note_error("connect: %s", uv_strerror(status));
-        if (opt.mode == M_LOGIN)
+        if (slot_mode())
             login_errors++;
         else
             n_failed++;
@@ -729,9 +942,13 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (opt.tls == TLS_DIRECT) { /* XEP-0368 or a bare TLS server: TLS first */
+        tls_start(c);
+        return;
+    }
     c->st = S_FEAT1;
     send_header(c);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void start_client(struct client *c)
@@ -739,9 +956,12 @@ static void start_client(struct client *c)
     memset(&c->in, 0, sizeof c->in);
     memset(&c->out, 0, sizeof c->out);
     memset(&c->wbuf, 0, sizeof c->wbuf);
+    memset(&c->plain, 0, sizeof c->plain);
+    c->ssl = NULL;
+    c->tls_up = 0;
     c->writing = c->dirty = 0;
     c->st = S_CONNECTING;
-    if (opt.mode == M_LOGIN) {
+    if (slot_mode()) {
         c->user = opt.user_base + next_login_user;
         next_login_user = (next_login_user + 1) % opt.users;
     }
@@ -749,9 +969,10 @@ static void start_client(struct client *c)
     c->tcp.data = c;
     c->creq.data = c;
     struct sockaddr_storage sa;
-    if (uv_ip4_addr(opt.host, opt.port, (struct sockaddr_in *)&sa) &&
-        uv_ip6_addr(opt.host, opt.port, (struct sockaddr_in6 *)&sa)) {
-        fprintf(stderr, "loadgen: bad host %s\n", opt.host);
+    const char *host = opt.host2 && (c->idx & 1) ? opt.host2 : opt.host;
+    if (uv_ip4_addr(host, opt.port, (struct sockaddr_in *)&sa) &&
+        uv_ip6_addr(host, opt.port, (struct sockaddr_in6 *)&sa)) {
+        fprintf(stderr, "loadgen: bad host %s\n", host);
         exit(2);
     }
     int rc = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&sa, on_connect);
@@ -770,20 +991,48 @@ static void start_next_setup(void);
 static int setup_next; /* next client to start in setup (bounded concurrency) */
 static int setup_inflight;
 
+/* a slot's connection is done: close_notify (TLS), write what is pending, half-close,
+ * and do not wait for the server's answer */
+static void close_slot(struct client *c)
+{
+    if (c->ssl) {
+        tls_encrypt(c);
+        if (c->st == S_CLOSING || c->st == S_DEAD)
+            return;
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        tls_drain(c);
+    }
+    kick(c);
+    on_flush(NULL);
+    c->st = S_CLOSING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown))
+        close_client(c);
+}
+
+static void on_tls_up(struct client *c)
+{
+    if (opt.mode == M_HANDSHAKE) {
+        logins_total++;
+        if (phase == 2)
+            logins_measured++;
+        close_slot(c);
+        return;
+    }
+    c->st = S_FEAT1; /* a new stream over TLS; its features offer SASL */
+    send_header(c);
+}
+
 static void on_logged_in(struct client *c)
 {
     if (opt.mode == M_LOGIN) {
         logins_total++;
         if (phase == 2)
             logins_measured++;
-        /* half-close: do not wait for the server's </stream:stream> */
         send_str(c, "</stream:stream>", 16);
-        on_flush(NULL);
-        c->st = S_CLOSING;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->sreq.data = c;
-        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown))
-            close_client(c);
+        close_slot(c);
         return;
     }
     c->st = S_READY;
@@ -809,9 +1058,16 @@ static void start_next_setup(void)
     }
 }
 
-static void on_rate_timer(uv_timer_t *t)
+/* Rate mode paces its sends with a timerfd every --tick-us (100 us by default): libuv's
+ * timers tick in whole milliseconds, and at 50,000 messages per second a 1 ms tick would
+ * send bursts of 50 messages that queue behind each other in the server, which adds up
+ * to half a millisecond of latency that no real client population produces. */
+static uv_poll_t tick_poll;
+static int tick_fd = -1;
+static int tick_used_us; /* the pacing in effect, reported */
+
+static void rate_send(void)
 {
-    (void)t;
     if (phase >= 3)
         return;
     uint64_t now = now_ns();
@@ -828,6 +1084,51 @@ static void on_rate_timer(uv_timer_t *t)
     on_flush(NULL);
 }
 
+static void on_rate_timer(uv_timer_t *t)
+{
+    (void)t;
+    rate_send();
+}
+
+static void on_tick(uv_poll_t *h, int status, int events)
+{
+    (void)h;
+    (void)events;
+    uint64_t expirations;
+    if (status == 0 && read(tick_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        note_error("timerfd: %s", strerror(errno));
+    rate_send();
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    (void)h;
+    close(tick_fd);
+    tick_fd = -1;
+}
+
+static void start_rate(void)
+{
+    rate_t0 = now_ns();
+    if (opt.tick_us < 1000) {
+        tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        struct itimerspec its = {{0, opt.tick_us * 1000L}, {0, opt.tick_us * 1000L}};
+        if (tick_fd >= 0 && timerfd_settime(tick_fd, 0, &its, NULL) == 0 &&
+            uv_poll_init(loop, &tick_poll, tick_fd) == 0) {
+            uv_poll_start(&tick_poll, UV_READABLE, on_tick);
+            tick_used_us = opt.tick_us;
+            return;
+        }
+        if (tick_fd >= 0)
+            close(tick_fd);
+        tick_fd = -1;
+        fprintf(stderr, "loadgen: no timerfd (%s); pacing with 1 ms timer ticks\n",
+                strerror(errno));
+    }
+    uv_timer_start(&rate_timer, on_rate_timer, 1, 1);
+    tick_used_us = 1000;
+}
+
 static void all_ready(void)
 {
     if (opt.mode == M_IDLE) {
@@ -840,8 +1141,7 @@ static void all_ready(void)
         for (int i = 0; i < opt.clients; i++)
             fill_window(&clients[i]);
     } else if (opt.mode == M_RATE) {
-        rate_t0 = now_ns();
-        uv_timer_start(&rate_timer, on_rate_timer, 1, 1);
+        start_rate();
     }
     uv_timer_start(&phase_timer, on_phase_timer, (uint64_t)(opt.warmup * 1000), 0);
 }
@@ -871,12 +1171,16 @@ static void finish(void)
     uv_close((uv_handle_t *)&watch_timer, NULL);
     uv_close((uv_handle_t *)&rate_timer, NULL);
     uv_close((uv_handle_t *)&phase_timer, NULL);
+    if (tick_fd >= 0) {
+        uv_poll_stop(&tick_poll);
+        uv_close((uv_handle_t *)&tick_poll, on_tick_closed);
+    }
 }
 
 static void on_watch(uv_timer_t *t)
 {
     (void)t;
-    if (phase == 0 && opt.mode != M_LOGIN) {
+    if (phase == 0 && !slot_mode()) {
         if (n_ready + n_failed >= opt.clients) {
             if (n_failed) {
                 fprintf(stderr, "loadgen: %d of %d clients failed to log in: %s\n", n_failed,
@@ -925,7 +1229,7 @@ static void on_phase_timer(uv_timer_t *t)
         end_measure();
         phase = 3;
         drain_started = now_s();
-        if (opt.mode == M_LOGIN)
+        if (slot_mode())
             finish();
     }
 }
@@ -936,6 +1240,8 @@ static void begin_measure(void)
     getrusage(RUSAGE_SELF, &ru_start);
     if (opt.server_pid)
         srv_cpu_start = proc_cpu_ticks(opt.server_pid);
+    if (opt.server_pid2)
+        srv2_cpu_start = proc_cpu_ticks(opt.server_pid2);
 }
 
 static void end_measure(void)
@@ -944,6 +1250,8 @@ static void end_measure(void)
     getrusage(RUSAGE_SELF, &ru_end);
     if (opt.server_pid)
         srv_cpu_end = proc_cpu_ticks(opt.server_pid);
+    if (opt.server_pid2)
+        srv2_cpu_end = proc_cpu_ticks(opt.server_pid2);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -970,27 +1278,41 @@ static void report(void)
     double win = (double)(t_measure_end - t_measure_start) / 1e9;
     double self_cpu = (tv_s(ru_end.ru_utime) + tv_s(ru_end.ru_stime)) -
                       (tv_s(ru_start.ru_utime) + tv_s(ru_start.ru_stime));
-    double self_share = win > 0 ? self_cpu / win : 0;
+    double self_share = win > 0.05 ? self_cpu / win : -1; /* idle mode has no window */
     long hz = sysconf(_SC_CLK_TCK);
     double srv_cpu = opt.server_pid ? (double)(srv_cpu_end - srv_cpu_start) / (double)hz : -1;
-    qsort(lat, lat_n, sizeof *lat, cmp_u64);
+    if (lat_n)
+        qsort(lat, lat_n, sizeof *lat, cmp_u64);
     uint64_t misordered = 0, lost = 0;
     if (opt.mode == M_THROUGHPUT || opt.mode == M_RATE)
         for (int i = 0; i < opt.clients; i++) {
             misordered += clients[i].misordered;
             lost += clients[i].outstanding;
         }
-    const char *modes[] = {"throughput", "rate", "login", "idle"};
+    const char *modes[] = {"throughput", "rate", "login", "idle", "handshake"};
+    const char *tlsnames[] = {"none", "starttls", "direct"};
     printf("{\"mode\":\"%s\",\"mech\":\"%s\",\"clients\":%d,\"window_s\":%.3f,"
            "\"generator_cpu_s\":%.3f,\"generator_cpu_share\":%.3f,"
-           "\"generator_saturated\":%s,",
-           modes[opt.mode], mech_name(), opt.mode == M_LOGIN ? opt.concurrency : opt.clients,
-           win, self_cpu, self_share, (opt.mode != M_IDLE && self_share > 0.9) ? "true" : "false");
+           "\"generator_saturated\":%s,\"tls\":\"%s\",",
+           modes[opt.mode], opt.mode == M_HANDSHAKE ? "none" : mech_name(),
+           slot_mode() ? opt.concurrency : opt.clients, win, self_cpu, self_share,
+           (opt.mode != M_IDLE && self_share > 0.9) ? "true" : "false", tlsnames[opt.tls]);
+    if (opt.tls != TLS_NONE)
+        printf("\"tls_version\":\"%s\",\"tls_cipher\":\"%s\",", tls_version_seen,
+               tls_cipher_seen);
     if (opt.server_pid)
         printf("\"server_cpu_s\":%.3f,\"server_cpu_share\":%.3f,", srv_cpu,
                win > 0 ? srv_cpu / win : 0);
+    double srv2_cpu = opt.server_pid2 ? (double)(srv2_cpu_end - srv2_cpu_start) / (double)hz : -1;
+    if (opt.server_pid2)
+        printf("\"server2_cpu_s\":%.3f,\"server2_cpu_share\":%.3f,", srv2_cpu,
+               win > 0 ? srv2_cpu / win : 0);
     if (opt.mode == M_THROUGHPUT || opt.mode == M_RATE) {
         double rate = win > 0 ? (double)msgs_measured / win : 0;
+        if (opt.mode == M_RATE)
+            printf("\"tick_us\":%d,", tick_used_us);
+        else
+            printf("\"window\":%d,", opt.window);
         printf("\"target_rate\":%.0f,\"messages\":%llu,\"messages_per_s\":%.0f,"
                "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f,",
                opt.mode == M_RATE ? opt.rate : 0, (unsigned long long)msgs_measured, rate,
@@ -998,6 +1320,9 @@ static void report(void)
         if (opt.server_pid)
             printf("\"server_us_per_msg\":%.2f,",
                    msgs_measured ? srv_cpu * 1e6 / (double)msgs_measured : -1);
+        if (opt.server_pid2)
+            printf("\"server2_us_per_msg\":%.2f,",
+                   msgs_measured ? srv2_cpu * 1e6 / (double)msgs_measured : -1);
         printf("\"generator_us_per_msg\":%.2f,",
                msgs_measured ? self_cpu * 1e6 / (double)msgs_measured : -1);
         printf("\"sent_total\":%llu,\"received_total\":%llu,\"undelivered\":%llu,"
@@ -1005,7 +1330,7 @@ static void report(void)
                (unsigned long long)msgs_total_sent, (unsigned long long)msgs_total_recv,
                (unsigned long long)lost, (unsigned long long)misordered,
                (unsigned long long)msg_errors, opt.check ? "true" : "false");
-    } else if (opt.mode == M_LOGIN) {
+    } else if (slot_mode()) { /* handshake mode: a "login" is one TLS handshake */
         printf("\"logins\":%llu,\"logins_per_s\":%.0f,\"login_errors\":%llu,",
                (unsigned long long)logins_measured,
                win > 0 ? (double)logins_measured / win : 0, (unsigned long long)login_errors);
@@ -1030,10 +1355,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen [--host A] [--port P] [--domain D] [--prefix u] [--password PW]\n"
-            "  [--user-base 1] [--users N] [--clients N] [--mode throughput|rate|login|idle]\n"
+            "  [--user-base 1] [--users N] [--clients N]\n"
+            "  [--mode throughput|rate|login|idle|handshake] [--tls none|starttls|direct]\n"
+            "  [--tls-min 1.2|1.3] [--tick-us 100]\n"
             "  [--mech PLAIN|SCRAM-SHA-1|SCRAM-SHA-256] [--window W] [--rate R]\n"
             "  [--warmup S] [--duration S] [--concurrency C] [--server-pid PID]\n"
-            "  [--presence] [--hold S] [--settle S] [--no-check] [--body-pad N]\n");
+            "  [--presence] [--hold S] [--settle S] [--no-check] [--body-pad N]\n"
+            "  [--host2 A --domain2 D [--server-pid2 PID]]  (odd clients on a 2nd server)\n");
     exit(2);
 }
 
@@ -1047,6 +1375,8 @@ int main(int argc, char **argv)
         {"warmup", 1, 0, 'W'},    {"duration", 1, 0, 't'},    {"concurrency", 1, 0, 'c'},
         {"server-pid", 1, 0, 's'}, {"presence", 0, 0, 'e'},   {"hold", 1, 0, 'H'},
         {"settle", 1, 0, 'S'},    {"no-check", 0, 0, 'N'},    {"body-pad", 1, 0, 'B'},
+        {"host2", 1, 0, '2'},     {"domain2", 1, 0, '3'},     {"server-pid2", 1, 0, '4'},
+        {"tls", 1, 0, 'T'},       {"tls-min", 1, 0, 'V'},     {"tick-us", 1, 0, 'K'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1064,6 +1394,7 @@ int main(int argc, char **argv)
                        : !strcmp(optarg, "rate")     ? M_RATE
                        : !strcmp(optarg, "login")    ? M_LOGIN
                        : !strcmp(optarg, "idle")     ? M_IDLE
+                       : !strcmp(optarg, "handshake") ? M_HANDSHAKE
                                                      : (usage(), M_THROUGHPUT);
             break;
         case 'M':
@@ -1083,17 +1414,58 @@ int main(int argc, char **argv)
         case 'S': opt.settle = atof(optarg); break;
         case 'N': opt.check = 0; break;
         case 'B': opt.body_pad = atoi(optarg) > 128 ? 128 : atoi(optarg); break;
+        case '2': opt.host2 = optarg; break;
+        case '3': opt.domain2 = optarg; break;
+        case '4': opt.server_pid2 = atoi(optarg); break;
+        case 'T':
+            opt.tls = !strcmp(optarg, "none")       ? TLS_NONE
+                      : !strcmp(optarg, "starttls") ? TLS_STARTTLS
+                      : !strcmp(optarg, "direct")   ? TLS_DIRECT
+                                                    : (usage(), TLS_NONE);
+            break;
+        case 'K':
+            opt.tick_us = atoi(optarg);
+            if (opt.tick_us < 10 || opt.tick_us > 1000)
+                usage();
+            break;
+        case 'V':
+            opt.tls_min = !strcmp(optarg, "1.3")   ? TLS1_3_VERSION
+                          : !strcmp(optarg, "1.2") ? TLS1_2_VERSION
+                                                   : (usage(), TLS1_3_VERSION);
+            break;
         default: usage();
         }
     }
-    if (opt.mode != M_LOGIN && (opt.clients < 2 || opt.clients % 2))
+    if (opt.mode == M_HANDSHAKE)
+        opt.tls = TLS_DIRECT; /* nothing but TLS */
+    if (opt.concurrency < 1)
+        opt.concurrency = 1;
+    if (opt.tls != TLS_NONE) {
+        ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (!ssl_ctx) {
+            fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+            return 2;
+        }
+        SSL_CTX_set_min_proto_version(ssl_ctx, opt.tls_min);
+        SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL); /* self-signed bench.test */
+        /* every handshake is a full one, as for a new client */
+        SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ssl_ctx, SSL_OP_NO_TICKET);
+        if (opt.mode == M_IDLE) /* keep the generator's own memory small */
+            SSL_CTX_set_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    }
+    if (!slot_mode() && (opt.clients < 2 || opt.clients % 2))
         opt.clients += opt.clients % 2, opt.clients = opt.clients < 2 ? 2 : opt.clients;
     if (opt.users <= 0)
         opt.users = opt.clients;
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
-    int nslots = opt.mode == M_LOGIN ? opt.concurrency : opt.clients;
+    int nslots = slot_mode() ? opt.concurrency : opt.clients;
     clients = calloc((size_t)nslots, sizeof *clients);
+    if (!clients) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return 2;
+    }
     for (int i = 0; i < nslots; i++) {
         clients[i].idx = i;
         clients[i].user = opt.user_base + i;
@@ -1108,7 +1480,7 @@ int main(int argc, char **argv)
     if (opt.server_pid)
         rss_before_kb = proc_rss_kb(opt.server_pid);
     setup_started = now_s();
-    if (opt.mode == M_LOGIN) {
+    if (slot_mode()) {
         opt.clients = nslots;
         phase = 1;
         for (int i = 0; i < nslots; i++)
@@ -1120,5 +1492,9 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     if (exit_code == 0 || t_measure_end)
         report();
+    uv_loop_close(loop);
+    free(clients);
+    free(lat);
+    SSL_CTX_free(ssl_ctx);
     return exit_code;
 }

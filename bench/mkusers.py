@@ -3,13 +3,20 @@
 
   mkusers.py fedgate DB_FILE DOMAIN N [PREFIX] [PASSWORD]
   mkusers.py prosody DATA_DIR DOMAIN N [PREFIX] [PASSWORD]
+  mkusers.py ejabberd DB_FILE DOMAIN N [PREFIX] [PASSWORD] [sha1|sha256]
 
 Every account gets the same password, salt and 4096 iterations, so the SCRAM keys are
 derived once (fedgatectl would derive them per user: 2 x PBKDF2 each). fedgate: the
 `users` table as fedgatectl writes it (base64 salt and keys, SHA-256 and SHA-1), after
 the store was created and migrated by fedgatectl; the revision is bumped. Prosody 0.12
 (internal_hashed): data/DOMAIN-encoded/accounts/USER.dat with hex SCRAM-SHA-1 keys and
-the salt as a plain string, as `prosodyctl register` writes them."""
+the salt as a plain string, as `prosodyctl register` writes them. ejabberd 23.01
+(auth_method: sql, sql_type: sqlite, auth_password_format: scram): a new SQLite file with
+the schema ejabberd ships (/usr/share/ejabberd/sql/lite.sql) and one `users` row per account
+with base64 stored key, server key and salt, as ejabberd_auth_sql writes them; stored keys
+of SHA-256 accounts carry the "sha256:" prefix (then auth_scram_hash: sha256). Writing
+10,000 rows takes well under a second; `ejabberdctl register` starts an Erlang node per
+account (about a second each)."""
 import base64, hashlib, hmac, os, sqlite3, sys
 
 ITER = 4096
@@ -50,8 +57,26 @@ def main():
         for i in range(1, n + 1):
             with open(os.path.join(d, f"{prefix}{i}.dat"), "w") as f:
                 f.write(body)
+    elif kind == "ejabberd":
+        hname = sys.argv[7] if len(sys.argv) > 7 else "sha1"
+        if hname not in ("sha1", "sha256"):
+            sys.exit("mkusers.py ejabberd: hash must be sha1 or sha256")
+        salt = b"ejabberd-bench16"
+        st, sk = keys(hname, pw, salt)
+        b = lambda x: base64.b64encode(x).decode()
+        stored = b(st) if hname == "sha1" else "sha256:" + b(st)
+        schema = os.environ.get("EJABBERD_SQL_SCHEMA", "/usr/share/ejabberd/sql/lite.sql")
+        if os.path.exists(where):
+            os.unlink(where)
+        db = sqlite3.connect(where)
+        db.executescript(open(schema).read())
+        db.executemany("INSERT INTO users (username, password, serverkey, salt, iterationcount) "
+                       "VALUES (?,?,?,?,?)",
+                       [(f"{prefix}{i}", stored, b(sk), b(salt), ITER) for i in range(1, n + 1)])
+        db.commit()
+        db.close()
     else:
-        sys.exit("usage: mkusers.py fedgate|prosody WHERE DOMAIN N [PREFIX] [PASSWORD]")
+        sys.exit("usage: mkusers.py fedgate|prosody|ejabberd WHERE DOMAIN N [PREFIX] [PASSWORD]")
 
 
 main()
