@@ -195,6 +195,17 @@ class Node:
         return problems
 
 
+def stop_all(nodes):
+    """Stops every node (each even when another had a problem), then fails the test with
+    every problem found: a daemon that did not exit, exited by itself, or left a sanitizer
+    report."""
+    problems = []
+    for n in nodes:
+        problems += n.stop()
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, pki, dns):
     a = Node(tmp_path_factory.mktemp("a"), "a.test", pki, dns)
@@ -207,9 +218,7 @@ def nodes(tmp_path_factory, pki, dns):
     a.start()
     b.start()
     yield a, b
-    problems = a.stop() + b.stop()
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    stop_all((a, b))
 
 
 @pytest.fixture

@@ -56,12 +56,10 @@ def net(kit, tmp_path_factory, pki):
             n.start()
         yield nodes, down, fake
     finally:
-        problems = []
-        for n in nodes.values():
-            problems += n.stop()
-        dns.stop()
-        if problems:
-            pytest.fail("; ".join(problems), pytrace=False)
+        try:
+            kit.stop_all(nodes.values())
+        finally:
+            dns.stop()
 
 
 @pytest.fixture

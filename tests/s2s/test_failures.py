@@ -53,11 +53,7 @@ def make_pair(kit, tmp_path_factory, pki, dns):
         return a, b
 
     yield make
-    problems = []
-    for n in started:
-        problems += n.stop()
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    kit.stop_all(started)
 
 
 @pytest.fixture

@@ -38,9 +38,7 @@ def nodes(kit, tmp_path_factory, pki, dns):
     b.start()
     a.current_type = "federated"
     yield a, b
-    problems = a.stop() + b.stop()
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    kit.stop_all((a, b))
 
 
 def set_type(a, t, timeout=10):
